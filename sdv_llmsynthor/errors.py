@@ -120,3 +120,34 @@ class LLMRefusalError(LLMOutputError):
 
 class CalibrationError(LLMSynthorError, ValueError):
     """A pool cannot be calibrated as asked (e.g. more units requested than the pool holds)."""
+
+
+class SynthesisError(LLMSynthorError, ValueError):
+    """The synthesis loop cannot run as configured (no table to synthesise, bad parameters)."""
+
+
+class CheckpointMismatchError(LLMSynthorError, ValueError):
+    """A checkpoint folder holds a run of another spec, seed, planner or settings.
+
+    Args:
+        message (str):
+            Which fields differ and what to do.
+        differences (dict[str, tuple]):
+            Per field, ``(value in the checkpoint, value of this run)``.
+    """
+
+    def __init__(self, message, differences=None):
+        super().__init__(message)
+        self.differences = dict(differences or {})
+
+
+class SynthesisWarning(LLMSynthorWarning):
+    """The synthesis loop finished with fewer records or worse fit than asked."""
+
+
+class LibraryTopUpWarning(LLMSynthorWarning):
+    """``sample()`` needed cells the library learned in ``fit()`` lacks, and topped it up."""
+
+
+class SynthiaWarning(LLMSynthorWarning):
+    """SYNTHIA's fit loop ended in a state that will make sampling fail or degrade."""

