@@ -1,0 +1,1 @@
+"""Benchmarks of sdv-llmsynthor against the papers' tables and peers; one module per experiment."""
