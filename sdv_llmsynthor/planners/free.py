@@ -1,0 +1,275 @@
+"""The free LLM planner: the paper's LLM Proposal Sampling, as written (appendix E.1).
+
+The LLM reads the top joint and marginal discrepancies ("Joint Guidance", "Marginal
+Guidance") and returns up to ``m`` proposals, each with a reason, a value (category) or a
+``[min, max]`` range for every column, and a record count ``num``. The planner only checks and
+repairs what comes back (``planners.repair``); the counts are the LLM's. Kept for fidelity to
+the paper and as an ablation of the anchored planner.
+
+A reply that cannot be used never stops the loop: the discard is counted by reason and the
+statistical planner completes the iteration's anchors instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from sdv_llmsynthor.llm.prompts import (
+    free_messages,
+    free_schema,
+    household_properties,
+    meta_key,
+    record_schema,
+)
+from sdv_llmsynthor.planners.anchored import estimate_reply_tokens
+from sdv_llmsynthor.planners.base import HouseholdProposal, Planner, PlannerState, Proposal
+from sdv_llmsynthor.planners.repair import (
+    HouseholdKeys,
+    RejectedProposal,
+    TableView,
+    build_table_view,
+    call_llm,
+    repair_household,
+)
+
+__all__ = ['FreeLLMPlanner', 'guidance_lines']
+
+_MAX_REASON_CHARS = 500
+
+
+def guidance_lines(discrepancy: Any, joint: bool, k: int = 10,
+                   tables: tuple[str, ...] | None = None) -> list[str]:
+    """The ``k`` largest discrepancies (both directions) of joint or marginal statistics.
+
+    Args:
+        discrepancy (Discrepancy):
+            The current discrepancy.
+        joint (bool):
+            Joint statistics (True) or marginals (False).
+        k (int):
+            At most this many lines.
+        tables (tuple of str or None):
+            When several tables are synthesised, prefix each line with its table.
+
+    Returns:
+        list[str]:
+            e.g. ``'user_age in [35, 45) & gender = Female: +142 records (+7.1%)'``.
+    """
+    if discrepancy is None:
+        return []
+    total = sum(item.statistic.num_cells for item in discrepancy.statistics)
+    lines = []
+    for cell in discrepancy.top_cells(max(total, 1), direction='both'):
+        if cell.statistic.is_joint != joint:
+            continue
+        text = cell.render()
+        if tables and len(tables) > 1:
+            text = f'{cell.statistic.table}: {text}'
+        lines.append(text)
+        if len(lines) >= k:
+            break
+    return lines
+
+
+class FreeLLMPlanner(Planner):
+    """The paper's proposal prompt: the LLM plans values, ranges and counts itself.
+
+    Args:
+        client (LLMClient, str or None):
+            The LLM client, or anything ``sdv_llmsynthor.llm.resolve_llm`` accepts; resolved
+            on first use.
+        num_proposals (int):
+            At most this many proposals per call (``n_proposals``). Defaults to 5.
+        temperature (float):
+            Sampling temperature. Defaults to 0.8.
+        max_tokens (int or None):
+            Completion tokens per call. Defaults to an estimate from the schema.
+        guidance_cells (int):
+            Discrepancy lines per guidance (joint and marginal). Defaults to 10.
+        dependency_groups (list of list of str or None):
+            Groups of dependent columns, shown to the LLM as guidance.
+    """
+
+    name = 'free'
+    uses_llm = True
+
+    def __init__(self, client: Any = None, num_proposals: int = 5, temperature: float = 0.8,
+                 max_tokens: int | None = None, guidance_cells: int = 10,
+                 dependency_groups: list[list[str]] | None = None):
+        self.client = client
+        self.num_proposals = num_proposals
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.guidance_cells = guidance_cells
+        self.dependency_groups = dependency_groups
+        self._resolved_client = None
+        self._fallback = None
+        self.repairs: Counter = Counter()
+        self.stats: Counter = Counter()
+
+    def get_client(self) -> Any:
+        """Return the LLM client, resolving ``client`` on first use.
+
+        Returns:
+            LLMClient
+        """
+        if self._resolved_client is None:
+            from sdv_llmsynthor.llm.resolve import resolve_llm
+
+            self._resolved_client = resolve_llm(self.client)
+        return self._resolved_client
+
+    def _fallback_planner(self) -> Planner:
+        if self._fallback is None:
+            from sdv_llmsynthor.planners.statistical import StatisticalPlanner
+
+            self._fallback = StatisticalPlanner()
+        return self._fallback
+
+    def _values_schema(self, view: TableView, keys: HouseholdKeys) -> dict[str, Any]:
+        if not view.is_households:
+            return record_schema(list(view.columns.values()), None, 'range')
+        person = record_schema(list(view.child_columns.values()), None, 'range')
+        members = household_properties(keys.size, view.sizes, keys.persons, person)
+        return record_schema(list(view.columns.values()), None, 'range', members)
+
+    @staticmethod
+    def _example(view: TableView, keys: HouseholdKeys) -> dict[str, Any]:
+        def shape(columns):
+            out = {}
+            for column in columns.values():
+                out[column.name] = '[min, max]' if column.is_binned else 'category'
+            return out
+
+        example = shape(view.columns)
+        if view.is_households:
+            example[keys.size] = 'n'
+            example[keys.persons] = [shape(view.child_columns), '...']
+        return example
+
+    def propose(self, anchors: list[Any], state: PlannerState) -> list[Proposal]:
+        """Ask the LLM for up to ``num_proposals`` proposals with counts.
+
+        Args:
+            anchors (list[Anchor]):
+                This iteration's anchors (used only when the call fails: the statistical
+                planner completes them).
+            state (PlannerState):
+                The run's state (the discrepancy gives the guidance).
+
+        Returns:
+            list[Proposal]
+        """
+        value = self.num_proposals
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                "The 'num_proposals' parameter must be a positive integer. "
+                f'Got {value!r} instead.'
+            )
+        view = build_table_view(state)
+        repairer = view.repairer(state.usage, self.repairs)
+        child_repairer = view.repairer(state.usage, self.repairs, child=True) if (
+            view.is_households) else None
+        names = list(view.columns) + list(view.child_columns)
+        reason_key = meta_key('reason', [])
+        keys = HouseholdKeys.for_columns(names)
+
+        num_samples = int(state.batch_rows or sum(int(a.records) for a in anchors) or 1)
+        tables = (view.table,) + ((view.child_table,) if view.child_table else ())
+        joint = guidance_lines(state.discrepancy, True, self.guidance_cells, tables)
+        marginal = guidance_lines(state.discrepancy, False, self.guidance_cells, tables)
+        messages = free_messages(
+            list(view.columns.values()), joint, marginal, int(self.num_proposals), num_samples,
+            view.table, context=view.context, rules=view.rules,
+            dependency_groups=self.dependency_groups, child_table=view.child_table,
+            child_columns=list(view.child_columns.values()),
+            example_values=self._example(view, keys),
+        )
+        schema = free_schema(self._values_schema(view, keys), int(self.num_proposals),
+                             reason_key=reason_key)
+        params = {
+            'temperature': self.temperature,
+            'max_tokens': self.max_tokens or estimate_reply_tokens(schema),
+            'seed': int(state.rng.integers(0, 2**31 - 1)),
+        }
+        self.stats['calls'] += 1
+        result = call_llm(self.get_client(), messages, schema, params, state.usage)
+        proposals: list[Proposal] = []
+        if result.data is None:
+            repairer.discard(result.failure or 'invalid_json')
+        else:
+            if result.salvaged:
+                self.repairs['salvaged_reply'] += 1
+            raw_proposals = result.data.get('proposals')
+            if not isinstance(raw_proposals, list):
+                repairer.discard('invalid_record')
+                raw_proposals = []
+            if len(raw_proposals) > int(self.num_proposals):
+                repairer.discard('too_many_proposals', len(raw_proposals) - self.num_proposals)
+                raw_proposals = raw_proposals[:int(self.num_proposals)]
+            for raw in raw_proposals:
+                proposal = self._read_proposal(raw, view, repairer, child_repairer, keys,
+                                               reason_key, num_samples)
+                if proposal is not None:
+                    proposals.append(proposal)
+
+        if proposals:
+            self.stats['proposals'] += len(proposals)
+            return proposals
+        self.stats['fallback_iterations'] += 1
+        return self._fallback_planner().propose(list(anchors), state)
+
+    def _read_proposal(self, raw: Any, view: TableView, repairer: Any, child_repairer: Any,
+                       keys: HouseholdKeys, reason_key: str, num_samples: int):
+        try:
+            if not isinstance(raw, dict):
+                raise RejectedProposal('invalid_record')
+            values = raw.get('values')
+            if not isinstance(values, dict):
+                # Columns written next to "reason" and "num" instead of inside "values".
+                values = {k: v for k, v in raw.items() if k not in (reason_key, 'num')}
+                repairer.repaired('flat_proposal')
+            count = repairer.repair_count(raw.get('num'), num_samples)
+            reason = str(raw.get(reason_key) or '')[:_MAX_REASON_CHARS]
+            if view.is_households:
+                household, persons = repair_household(view, values, repairer, child_repairer,
+                                                      keys)
+                return HouseholdProposal(household, persons, count=count, reason=reason,
+                                         source=self.name)
+            assignments = repairer.repair_record(values, list(view.columns))
+        except RejectedProposal as rejected:
+            repairer.discard(rejected.reason)
+            return None
+        return Proposal(assignments=assignments, count=count, reason=reason, source=self.name)
+
+    def get_state(self) -> dict[str, Any]:
+        """Return the planner's counters (JSON-serialisable, no client)."""
+        return {'stats': dict(self.stats), 'repairs': dict(self.repairs)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        state = state or {}
+        self.stats = Counter(state.get('stats', {}))
+        self.repairs = Counter(state.get('repairs', {}))
+
+    def summary(self) -> dict[str, Any]:
+        """Counters of the run: calls, proposals kept, fallbacks, repairs.
+
+        Returns:
+            dict
+        """
+        return {
+            'calls': int(self.stats['calls']),
+            'proposals': int(self.stats['proposals']),
+            'fallback_iterations': int(self.stats['fallback_iterations']),
+            'repairs': dict(sorted(self.repairs.items())),
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without a resolved client."""
+        state = self.__dict__.copy()
+        state['_resolved_client'] = None
+        return state

@@ -1,0 +1,282 @@
+"""Behaviour shared by the single-table and parent/child LLMSynthor synthesizers."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import math
+import warnings
+
+import numpy as np
+
+from sdv_llmsynthor.errors import LibraryTopUpWarning
+from sdv_llmsynthor.planners.base import Planner
+from sdv_llmsynthor.synthesizers._common import (
+    LibraryPlanner,
+    build_planner,
+    install_constraints,
+    load_spec,
+    merge_usage,
+    run_report_from_result,
+)
+
+#: Rows generated during ``fit(data)`` (to build the library) when ``num_rows`` is not given.
+MAX_FIT_ROWS = 5000
+#: Iteration budget of ``sample``: filling the pool from the library, then a few refinements.
+SAMPLE_MAX_ITERATIONS = 8
+
+
+class LLMSynthorMixin:
+    """Spec, planner, library, usage and pickling logic of the LLMSynthor synthesizers."""
+
+    # ------------------------------------------------------------------ planner and LLM
+    def _init_state(self):
+        self._fitted_spec = None
+        self._library = []
+        self._fit_report = None
+        self._sample_report = None
+        self._usage = merge_usage(None, None)
+        self._llm_info = {'model': None, 'backend': None}
+        self._bounds = {}
+        self._sample_calls = 0
+        self._fit_units = None
+        self._llm_replaced = False
+        self._planner_cache = None
+
+    def set_llm(self, llm):
+        """Set the LLM used by the planner (e.g. after ``load``, since clients are never saved).
+
+        Args:
+            llm (LLMClient, str, dict or None):
+                See ``sdv_llmsynthor.llm.resolve_llm``.
+        """
+        self.llm = llm
+        self._llm_replaced = False
+        self._planner_cache = None
+
+    def _get_planner(self):
+        """Return ``(planner, client)``, built once per live object."""
+        from sdv.errors import SynthesizerInputError
+
+        cached = getattr(self, '_planner_cache', None)
+        if cached is not None:
+            return cached
+        if getattr(self, '_llm_replaced', False) and self.planner != 'statistical':
+            raise SynthesizerInputError(
+                'This synthesizer was saved with an LLM client object, which is never saved '
+                f'(it may hold an API key); it was: {self.llm}. Call set_llm(...) first.'
+            )
+        planner, client = build_planner(self.planner, self.llm, self.cache_dir,
+                                        self.token_budget)
+        self._planner_cache = (planner, client)
+        if client is not None:
+            self._llm_info = {'model': getattr(client, 'model', None),
+                              'backend': client.describe()}
+        return planner, client
+
+    def _resolve_fit_spec(self):
+        from sdv.errors import SynthesizerInputError
+
+        if self.spec is None:
+            raise SynthesizerInputError(
+                'fit() without data needs a spec: pass spec=... (a MacroSpec, a dict or the path '
+                'of a spec JSON file) when creating the synthesizer, or call fit(data) to derive '
+                'the spec from real rows.'
+            )
+        return copy.deepcopy(load_spec(self.spec))
+
+    # ------------------------------------------------------------------ the loop
+    def _make_loop(self, spec, planner, num_rows, seed, **kwargs):
+        from sdv_llmsynthor.core.loop import SynthesisLoop
+
+        loop = SynthesisLoop(spec, self._original_metadata, planner, num_rows=num_rows,
+                             pool_factor=self.pool_factor, seed=int(seed), **kwargs)
+        install_constraints(loop, self._constraints_by_table(), self._original_metadata)
+        return loop
+
+    def _run_fit_loop(self, spec, num_rows):
+        planner, _ = self._get_planner()
+        loop = self._make_loop(
+            spec, planner, num_rows, self.seed, max_iterations=self.max_iterations,
+            checkpoint_dir=self.checkpoint_dir,
+            progress=bool(self.verbose),
+        )
+        result = loop.run()
+        return loop, result
+
+    def _finish_fit(self, spec, loop, result, extra_usage=None):
+        from sdv import version
+
+        from sdv_llmsynthor.synthesizers._common import library_from_result
+
+        self._fitted_spec = spec
+        self._library = library_from_result(result)
+        self._fit_report = run_report_from_result(result, 'fit')
+        self._fit_report['library_size'] = len(self._library)
+        self._usage = merge_usage(extra_usage, result.usage)
+        self._fit_units = int(loop.requested)
+        self._sample_report = None
+        self._fitted = True
+        self._fitted_date = datetime.datetime.today().strftime('%Y-%m-%d')
+        self._fitted_sdv_version = getattr(version, 'community', None)
+        self._fitted_sdv_enterprise_version = getattr(version, 'enterprise', None)
+        self._sample_calls = 0
+
+    def _next_sample_seed(self):
+        sequence = np.random.SeedSequence([int(self.seed), 1, int(self._sample_calls)])
+        self._sample_calls += 1
+        return int(sequence.generate_state(1)[0])
+
+    def _fallback_factory(self):
+        def factory():
+            try:
+                planner, _ = self._get_planner()
+            except Exception as error:  # noqa: BLE001 - no planner: calibrate with the library
+                warnings.warn(
+                    f'The library lacks cells the targets need but no planner is available to '
+                    f'top it up ({error}); calibrating with the library alone.',
+                    LibraryTopUpWarning, stacklevel=4,
+                )
+                return None
+            return planner
+
+        return factory
+
+    def _draw_from_library(self, num_units, table_name=None):
+        """Run the loop with the library planner at ``num_units`` rows (households)."""
+        # At or below the fit size every cell the targets need was already needed (and tried)
+        # in fit, so the library is all there is; only a larger request can reveal cells too
+        # small to have appeared at the fit size, and only those justify new planner calls.
+        fallback = self._fallback_factory() if num_units > (self._fit_units or 0) else None
+        library_planner = LibraryPlanner(self._library, fallback=fallback)
+        pool_target = int(math.ceil(self.pool_factor * num_units))
+        loop = self._make_loop(
+            self._fitted_spec, library_planner, num_units, self._next_sample_seed(),
+            max_iterations=SAMPLE_MAX_ITERATIONS, batch_rows=pool_target,
+            progress=bool(self.verbose) and num_units >= 100_000,
+            max_empty_iterations=2, patience=2,
+            calibration_seconds=max(30.0, 20.0 * num_units / 1_000_000),
+            table_name=table_name,
+        )
+        result = loop.run()
+        fallback = library_planner.fallback
+        uses_llm = isinstance(fallback, Planner) and getattr(fallback, 'uses_llm', False)
+        if library_planner.lacking and uses_llm:
+            warnings.warn(
+                f'The library learned in fit() lacks {len(library_planner.lacking)} cells the '
+                f'targets need at num_rows={num_units}; topping up with '
+                f'{library_planner.fallback_calls} LLM calls.',
+                LibraryTopUpWarning, stacklevel=3,
+            )
+        report = run_report_from_result(result, 'sample')
+        report['lacking_cells'] = len(library_planner.lacking)
+        report['top_up_llm_calls'] = int(library_planner.fallback_calls)
+        self._sample_report = report
+        self._usage = merge_usage(self._usage, result.usage)
+        return result
+
+    # ------------------------------------------------------------------ public helpers
+    def get_spec(self):
+        """Return the spec the synthesizer was fitted on (or was given, before ``fit``).
+
+        Returns:
+            MacroSpec or None
+        """
+        if self._fitted_spec is not None:
+            return self._fitted_spec
+        if self.spec is None:
+            return None
+        return load_spec(self.spec)
+
+    def get_usage(self):
+        """Return the LLM usage of ``fit`` and every ``sample`` since.
+
+        Returns:
+            dict:
+                ``llm_calls``, ``prompt_tokens``, ``completion_tokens``, ``cached_calls``,
+                ``discarded`` (per reason) and ``model`` (None without an LLM).
+        """
+        usage = copy.deepcopy(self._usage)
+        usage['model'] = self._llm_info.get('model')
+        return usage
+
+    def get_run_report(self, phase='fit'):
+        """Return what the fit run (or the last ``sample``) reported.
+
+        Args:
+            phase (str):
+                ``'fit'`` (default) or ``'sample'``.
+
+        Returns:
+            dict:
+                ``history`` (DataFrame, one row per iteration), ``rejections`` (DataFrame:
+                table, rule, checked, rejected, rate), ``unmet`` (DataFrame of statistics
+                outside tolerance and why), ``statistics`` (final TVD per statistic),
+                ``usage``, ``stopped_by``, ``calibration``, ``warnings`` and, for the fit,
+                ``library_size``. None before ``fit``.
+        """
+        if phase not in ('fit', 'sample'):
+            raise ValueError(f"The 'phase' parameter must be 'fit' or 'sample'. Got {phase!r}.")
+        report = self._fit_report if phase == 'fit' else self._sample_report
+        if report is None:
+            return None
+        report = dict(report)
+        report['discarded'] = dict(self._usage.get('discarded', {}))
+        return report
+
+    def get_library(self):
+        """Return the library of proposals learned in ``fit`` (a DataFrame, one row each).
+
+        Returns:
+            pandas.DataFrame:
+                ``source``, ``reason``, ``count``, ``accepted``, ``selected``,
+                ``assignments`` (and ``children`` for households).
+        """
+        import pandas as pd
+
+        return pd.DataFrame(copy.deepcopy(self._library))
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """Return the state to save: never an LLM client, an API key or a planner."""
+        state = self.__dict__.copy()
+        state['_planner_cache'] = None
+        llm = state.get('llm')
+        if llm is not None and not isinstance(llm, (str, dict)):
+            describe = getattr(llm, 'describe', None)
+            state['llm'] = describe() if callable(describe) else type(llm).__name__
+            state['_llm_replaced'] = True
+        elif isinstance(llm, dict):
+            state['llm'] = {key: value for key, value in llm.items() if key != 'api_key'}
+        planner = state.get('planner')
+        if isinstance(planner, Planner):
+            state['planner'] = getattr(planner, 'name', type(planner).__name__)
+            if getattr(planner, 'uses_llm', False):
+                state['_llm_replaced'] = True
+        return state
+
+    def __setstate__(self, state):
+        """Restore a saved synthesizer."""
+        self.__dict__.update(state)
+        self._planner_cache = None
+
+    @classmethod
+    def load(cls, filepath):
+        """Load a synthesizer saved with :meth:`save` (``sdv.utils.load_synthesizer``).
+
+        Args:
+            filepath (str):
+                The file.
+
+        Returns:
+            The synthesizer.
+        """
+        from sdv.utils import load_synthesizer
+
+        synthesizer = load_synthesizer(filepath)
+        if not isinstance(synthesizer, cls):
+            raise TypeError(
+                f"The file '{filepath}' holds a {type(synthesizer).__name__}, not a "
+                f'{cls.__name__}.'
+            )
+        return synthesizer
