@@ -365,7 +365,7 @@ class FidelityReport:
             '## Statistics', '', _frame_to_markdown(self.statistics, floats='{:.4f}'), '',
         ]
         if self.unmet:
-            lines += ['## Statistics the run could not meet', '']
+            lines += ['## Statistics the run could not meet (as the run reported them)', '']
             lines += [f'- {_render_unmet(item)}' for item in self.unmet]
             lines.append('')
         if self.rejections is not None:

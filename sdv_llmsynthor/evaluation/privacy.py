@@ -34,8 +34,12 @@ from sdv_llmsynthor.analysis.analyzer import (
     numeric_values,
 )
 from sdv_llmsynthor.errors import EvaluationError
+from sdv_llmsynthor.evaluation.metrics import BaseMetric
 
 __all__ = [
+    'AlphaPrecision',
+    'BetaRecall',
+    'DetectionScore',
     'RowEmbedder',
     'alpha_precision_beta_recall',
     'c2st_detection',
@@ -392,3 +396,52 @@ def c2st_detection(
     except (IncomputableMetricError, ValueError) as error:
         raise EvaluationError(f'The C2ST detection score could not be computed: {error}') from error
     return float(score)
+
+
+class AlphaPrecision(BaseMetric):
+    """Integrated alpha-precision (see :func:`alpha_precision_beta_recall`); 1 is best."""
+
+    name = 'Alpha Precision'
+    goal = 'maximize'
+    min_value = 0.0
+    max_value = 1.0
+
+    @classmethod
+    def compute(cls, real_data, synthetic_data, **kwargs):
+        """Compute the integrated alpha-precision (keyword arguments are passed on)."""
+        return alpha_precision_beta_recall(real_data, synthetic_data, **kwargs)['alpha_precision']
+
+
+class BetaRecall(BaseMetric):
+    """Integrated beta-recall (see :func:`alpha_precision_beta_recall`); about 0.5 is ideal.
+
+    Higher is better up to the ceiling of the estimator (about 0.5 for a perfect generator at
+    equal sample sizes).
+    """
+
+    name = 'Beta Recall'
+    goal = 'maximize'
+    min_value = 0.0
+    max_value = 1.0
+
+    @classmethod
+    def compute(cls, real_data, synthetic_data, **kwargs):
+        """Compute the integrated beta-recall (keyword arguments are passed on)."""
+        return alpha_precision_beta_recall(real_data, synthetic_data, **kwargs)['beta_recall']
+
+
+class DetectionScore(BaseMetric):
+    """SDMetrics' logistic detection score (see :func:`c2st_detection`); 1 is best.
+
+    The DCR share has no class here: its ideal is 0.5, neither a minimum nor a maximum.
+    """
+
+    name = 'Logistic Detection (C2ST)'
+    goal = 'maximize'
+    min_value = 0.0
+    max_value = 1.0
+
+    @classmethod
+    def compute(cls, real_data, synthetic_data, **kwargs):
+        """Compute :func:`c2st_detection` (keyword arguments are passed on)."""
+        return c2st_detection(real_data, synthetic_data, **kwargs)

@@ -18,20 +18,30 @@ The method of papers/004 (Algorithm 1), for users who have real rows:
    improvement of the analyzer's score, at ``max_rounds`` or at the ``max_fit_tokens`` budget.
    Every round's diagnostics, feedback and decision are kept (:meth:`get_history`).
 
-``sample(num_rows)`` generates with the final prompt in parallel batches, validates every row,
-excludes exact and near copies of real rows and returns exactly ``num_rows`` rows.
+``sample(num_rows)`` generates with the final prompt (that of the round the discriminator
+judged Real, else of the best-scoring round) in parallel batches, validates every row, excludes
+exact and near copies of real rows and returns exactly ``num_rows`` rows.
 
-Two deliberate differences from the paper: the metadata encodings are computed by code (exact,
-and free) instead of asked from the LLM; and by default the generator prompt also carries the
-analyzer's compact findings next to the discriminator's feedback (``feedback_with_diagnostics``),
-which keeps the loop informative when the discriminator is a small model. Set it to False for
-the paper's ``U(M, X_sub, F_t)`` exactly.
+Differences from the paper, on purpose:
+
+- the metadata encodings are computed by code (exact, and free) instead of asked from the LLM;
+- the discriminator answers analysis and decision in one structured call
+  (``{"feedback", "decision"}``) instead of a free-text analysis followed by a decision;
+- by default the generator prompt also carries the analyzer's compact findings next to the
+  discriminator's feedback (``feedback_with_diagnostics``), which keeps the loop informative
+  when the discriminator is a small model. Set it to False for the paper's
+  ``U(M, X_sub, F_t)`` exactly;
+- with a grammar-constrained local model, numeric values are written as digit strings whose
+  pattern only matches the fitted range (``numeric_format``), because such models follow
+  patterns and enums but not ``minimum``/``maximum``.
 
 What a fitted (and saved) synthesizer holds: the metadata encodings, the conditioning rows
-(real rows, shown to the LLM in every prompt, as the method requires), the run history, and the
-near-copy index (every real row in a compact encoded form: numeric values and category codes),
-which ``sample`` needs to exclude copies of real rows. Set ``exclude_near_copies=False`` to
-keep no index (and no such check). API keys are never saved.
+(real rows, shown to the LLM in every prompt, as the method requires), the run history, the
+LLM client objects (without API keys; an endpoint client reads its key from the environment
+again, and :meth:`SynthiaSynthesizer.set_llm` swaps the model), and the near-copy index (every
+real row in a compact encoded form: numeric values and category codes), which ``sample`` needs
+to exclude copies of real rows. Set ``exclude_near_copies=False`` to keep no index (and no such
+check).
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def test_population__embedded_model_end_to_end():
     # Setup
     metadata = Metadata.load_from_json(str(METADATA))
     synthesizer = LLMSynthorMultiTableSynthesizer(
-        metadata, spec=str(SPEC), llm='local', planner='anchored', num_rows=20,
-        max_iterations=6, token_budget=6000, verbose=False,
+        metadata, spec=str(SPEC), llm='local', planner='anchored', num_rows=12,
+        max_iterations=6, token_budget=3000, verbose=False,
     )
 
     # Run
@@ -84,7 +84,7 @@ def test_population__embedded_model_end_to_end():
     data = synthesizer.sample(scale=1.0)
 
     # Assert
-    assert len(data['households']) == 20
+    assert len(data['households']) == 12
     _check_population(data, metadata)
     usage = synthesizer.get_usage()
     assert usage['llm_calls'] >= 1

@@ -35,14 +35,14 @@ def test_synthia__fit_and_sample_with_the_embedded_model():
         'sex': rng.choice(['Male', 'Female'], 40),
     })
     metadata = Metadata.detect_from_dataframes({'adults': data})
-    synthesizer = SynthiaSynthesizer(
-        metadata, llm=client, max_rounds=1, batch_size=2, num_conditioning_rows=4,
-        discriminator_sample_rows=2, max_feedback_chars=40, row_format='array',
-    )
 
     # Run
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
+        synthesizer = SynthiaSynthesizer(
+            metadata, llm=client, max_rounds=1, batch_size=2, num_conditioning_rows=4,
+            discriminator_sample_rows=2, max_feedback_chars=40, row_format='array',
+        )
         synthesizer.fit(data)
         table = synthesizer.sample(2, max_tries_per_batch=20)['adults']
 

@@ -213,3 +213,22 @@ def test_c2st_detection__unknown_synthetic_category_raises():
     # Run and Assert
     with pytest.raises(EvaluationError, match=re.escape('The C2ST detection score could not be')):
         c2st_detection(real, synthetic)
+
+
+def test_metric_classes__declare_goal_and_range():
+    # Setup
+    from sdv_llmsynthor.evaluation.privacy import AlphaPrecision, BetaRecall, DetectionScore
+
+    real, synthetic = _table(200, seed=1), _table(200, seed=2)
+
+    # Run
+    alpha = AlphaPrecision.compute(real, synthetic)
+    beta = BetaRecall.compute(real, synthetic)
+
+    # Assert
+    assert alpha == alpha_precision_beta_recall(real, synthetic)['alpha_precision']
+    assert beta == alpha_precision_beta_recall(real, synthetic)['beta_recall']
+    for metric in (AlphaPrecision, BetaRecall, DetectionScore):
+        assert metric.goal == 'maximize'
+        assert (metric.min_value, metric.max_value) == (0.0, 1.0)
+    assert AlphaPrecision.normalize(0.25) == 0.25

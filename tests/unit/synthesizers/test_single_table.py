@@ -271,7 +271,7 @@ def test_add_constraints__inequality_and_range_are_honoured(shop_data, shop_meta
     """SDV constraints reject invalid records; the rejection table counts them."""
     # Setup
     synthesizer = LLMSynthorSynthesizer(shop_metadata, planner='statistical', verbose=False,
-                                        num_rows=200)
+                                        num_rows=120)
     inequality = Inequality(low_column_name='low', high_column_name='high')
     bounded = Range(low_column_name='low', middle_column_name='high',
                     high_column_name='age')
@@ -280,7 +280,7 @@ def test_add_constraints__inequality_and_range_are_honoured(shop_data, shop_meta
     synthesizer.add_constraints([inequality, bounded])
     synthesizer.fit({'shop': shop_data.assign(age=np.maximum(shop_data['age'],
                                                               shop_data['high'] + 1))})
-    frame = synthesizer.sample(300)['shop']
+    frame = synthesizer.sample(120)['shop']
 
     # Assert
     assert (frame['high'] >= frame['low']).all()
@@ -342,12 +342,12 @@ def test_sample__tops_up_cells_the_library_lacks(shop_data, shop_metadata):
 
     # Run
     with pytest.warns(LibraryTopUpWarning, match=r'lacks \d+ cells the targets need at '
-                                                 r'num_rows=4000; topping up with \d+ LLM calls'):
-        frame = synthesizer.sample(4000)['shop']
+                                                 r'num_rows=1500; topping up with \d+ LLM calls'):
+        frame = synthesizer.sample(1500)['shop']
 
     # Assert
     assert planner.calls > calls_after_fit
-    assert len(frame) == 4000
+    assert len(frame) == 1500
     assert synthesizer.get_run_report('sample')['lacking_cells'] > 0
 
 
