@@ -245,6 +245,13 @@ def render(rows, num_rows, quick, settings):
         'free planner is the paper\'s proposal prompt: one call per iteration, counts written '
         'by the LLM; when none of its proposals survive the checks, the statistical planner '
         'fills the iteration (counted under *fallback_iterations*).',
+        '- *Records written by the LLM*: share of the output records drawn from LLM proposals. '
+        'The anchored planner offers, next to the LLM\'s completions of each anchor, the '
+        'statistical planner\'s with 10% of the weight (`statistical_share=0.1`); the engine '
+        'allocates the records by weight and by how much each completion also fills other '
+        'deficits, so with a repetitive model most records go to the statistical completions '
+        'and the TVDs stay at the engine\'s level. *anchored-llm-only* '
+        '(`statistical_share=0`) is the ablation: every record is an LLM completion.',
         '- SmolLM2-135M follows the JSON schema (enums, bin labels) but has little world '
         'knowledge and little diversity: its anchored completions often repeat (merged as '
         '*duplicate_completion*), and under the free prompt it copies numbers from the prompt '
@@ -252,6 +259,18 @@ def render(rows, num_rows, quick, settings):
         'realism, not the accounting.',
     ]
     return '\n'.join(lines) + '\n'
+
+
+def _settings(llm_iterations):
+    """The run's settings as a sentence."""
+    return (
+        f'Loop: seed 0, pool 1.2 x rows, batch a quarter of the pool; LLM planners at most '
+        f'{llm_iterations} iterations and 9 anchors per iteration; anchored planner k = 4 '
+        'completions per anchor, 3 anchors per call, temperature 0.7, completions reused, '
+        'statistical share 0.1 (*anchored-llm-only*: 0); free '
+        'planner 5 proposals per call, temperature 0.8; statistical planner with the loop '
+        'defaults (50 iterations, 20 anchors).'
+    )
 
 
 def main(argv=None):
@@ -265,7 +284,17 @@ def main(argv=None):
     parser.add_argument('--out', default=str(RESULTS))
     parser.add_argument('--threads', type=int, default=1,
                         help='llama.cpp threads (default 1: robust on a shared machine)')
+    parser.add_argument('--render', metavar='JSON',
+                        help='only rewrite the markdown from a JSON file of a previous run')
     args = parser.parse_args(argv)
+
+    if args.render:
+        rows = json.loads(Path(args.render).read_text())
+        quick = rows[0]['rows'] < 2000
+        path = Path(args.render).with_suffix('.md')
+        path.write_text(render(rows, rows[0]['rows'], quick, _settings(4 if quick else 20)))
+        print(f'wrote {path}')
+        return
 
     from sdv_llmsynthor.llm.local import LocalLlamaClient
 
@@ -275,14 +304,7 @@ def main(argv=None):
     client = LocalLlamaClient(seed=0, n_threads=args.threads)
     loop_kwargs = {'seed': 0, 'calibration_seconds': 30}
     llm_loop_kwargs = dict(loop_kwargs, max_iterations=llm_iterations, max_anchors=9)
-    settings = (
-        f'Loop: seed 0, pool 1.2 x rows, batch a quarter of the pool; LLM planners at most '
-        f'{llm_iterations} iterations and 9 anchors per iteration; anchored planner k = 4 '
-        'completions per anchor, 3 anchors per call, temperature 0.7, completions reused, '
-        'statistical share 0.1 (*anchored-llm-only*: 0); free '
-        'planner 5 proposals per call, temperature 0.8; statistical planner with the loop '
-        'defaults (50 iterations, 20 anchors).'
-    )
+    settings = _settings(llm_iterations)
     makers = {
         'statistical': lambda: (StatisticalPlanner(), loop_kwargs),
         'anchored': lambda: (AnchoredLLMPlanner(client), llm_loop_kwargs),
