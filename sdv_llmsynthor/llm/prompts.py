@@ -537,8 +537,8 @@ def copula_messages(columns: Sequence[ColumnPrompt], statistics: Sequence[Mappin
             The chat messages.
     """
     data = _data_block(context, table, columns, None, 'bins')
-    names = [column.name for column in columns]
-    example = {'groups': [names[:2], names[1:3] if len(names) > 2 else names[:2]]}
+    # The paper's example, about another dataset, so that it does not suggest an answer.
+    example = {'groups': [['Temperature', 'Humidity'], ['Humidity', 'WeatherCondition']]}
     user = '\n'.join([
         '## Information',
         '',

@@ -50,6 +50,7 @@ def test_infer_dependencies__prompt_is_the_papers_copula_prompt():
     assert ('Your task is to extract **at most 3** correlated variable groups based on the '
             '**Variables** summaries and present them in JSON format.') in user
     assert '1. Ensure each group contains two or more variables.' in user
+    assert '{"groups": [["Temperature", "Humidity"], ["Humidity", "WeatherCondition"]]}' in user
     assert '"dataset": "Purchases in a small online shop."' in user
 
 
