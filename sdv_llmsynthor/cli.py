@@ -83,7 +83,7 @@ def _spec_error(path, error):
     return CLIError(f'invalid spec {path}: {where}: {message}{suffix}')
 
 
-def _load_spec(path, metadata):
+def _load_spec(path, metadata, list_problems=False):
     from sdv_llmsynthor.errors import SpecValidationError
     from sdv_llmsynthor.spec import MacroSpec
 
@@ -92,7 +92,13 @@ def _load_spec(path, metadata):
         spec = MacroSpec.load(path)
         spec.validate(metadata)
     except SpecValidationError as error:
-        raise _spec_error(path, error) from error
+        if not list_problems:
+            raise _spec_error(path, error) from error
+        # `llmsynthor validate`: every problem on stdout, then the one-line reason.
+        for where, message in error.problems:
+            print(f'{where}: {message}')
+        raise CLIError(
+            f'invalid spec {path}: {len(error.problems)} problem(s) listed above') from None
     return spec
 
 
@@ -168,19 +174,8 @@ def _parse_joints(values, metadata):
 
 # ---------------------------------------------------------------------- subcommands
 def _cmd_validate(args):
-    from sdv_llmsynthor.errors import SpecValidationError
-    from sdv_llmsynthor.spec import MacroSpec
-
     metadata = _load_metadata(args.metadata)
-    _require_file(args.spec, 'spec')
-    try:
-        spec = MacroSpec.load(args.spec)
-        spec.validate(metadata)
-    except SpecValidationError as error:
-        for where, message in error.problems:
-            print(f'{where}: {message}')
-        raise CLIError(
-            f'invalid spec {args.spec}: {len(error.problems)} problem(s) listed above') from None
+    spec = _load_spec(args.spec, metadata, list_problems=True)
     statistics = sum(len(table.statistics) for table in spec.tables.values())
     rules = sum(len(table.rules) for table in spec.tables.values())
     print(f'{args.spec}: valid ({len(spec.tables)} table(s), {statistics} statistics, '
@@ -304,11 +299,15 @@ def _cmd_synthesize(args):
 
         report = fidelity_report(spec, data if multi else next(iter(data.values())), metadata,
                                  run=synthesizer, output_dir=args.report)
-        summary = report.summary()
-        print(f"report {args.report}/report.md: {summary['statistics']} statistics, mean TVD "
-              f"{summary['mean_tvd']:.4f}, max TVD {summary['max_tvd']:.4f}, "
-              f"{summary['met']:.0%} within tolerance")
+        print(f"report {args.report}/report.md: {report.summary()['statistics']} statistics, "
+              f'{_fidelity_summary(report)}')
     return EXIT_OK
+
+
+def _fidelity_summary(report):
+    summary = report.summary()
+    return (f"mean TVD {summary['mean_tvd']:.4f}, max TVD {summary['max_tvd']:.4f}, "
+            f"{summary['met']:.0%} within tolerance")
 
 
 def _cmd_report(args):
@@ -321,9 +320,7 @@ def _cmd_report(args):
     frame = report.to_frame()
     columns = ['table', 'statistic', 'kind', 'tvd', 'max_abs_error', 'wasserstein', 'met']
     print(frame[columns].to_string(index=False, float_format=lambda v: f'{v:.4f}'))
-    summary = report.summary()
-    print(f"{summary['statistics']} statistics: mean TVD {summary['mean_tvd']:.4f}, max TVD "
-          f"{summary['max_tvd']:.4f}, {summary['met']:.0%} within tolerance")
+    print(f"{report.summary()['statistics']} statistics: {_fidelity_summary(report)}")
     if args.real:
         from sdv_llmsynthor.evaluation.sdmetrics_reports import run_sdmetrics_reports
 

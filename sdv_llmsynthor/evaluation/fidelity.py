@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def _load_spec(spec):
 
 
 def _load_metadata(metadata):
+    """An SDV ``Metadata`` from itself, its dict, a JSON path or an older metadata object."""
     from sdv.metadata import Metadata
 
     if isinstance(metadata, Metadata):
@@ -67,25 +69,56 @@ def _load_metadata(metadata):
     return Metadata.load_from_dict(metadata.to_dict())
 
 
-def _as_tables(synthetic, metadata) -> dict[str, pd.DataFrame]:
-    if isinstance(synthetic, pd.DataFrame):
+def _as_tables(data, metadata, name='synthetic', check_names=True, value_error=EvaluationError,
+               type_error=EvaluationError) -> dict[str, pd.DataFrame]:
+    """Tables by name from one DataFrame (one-table metadata) or a dict of DataFrames.
+
+    Args:
+        data (pandas.DataFrame or dict[str, pandas.DataFrame]):
+            The rows.
+        metadata (sdv.metadata.Metadata):
+            Their metadata.
+        name (str):
+            The argument's name, for the messages.
+        check_names (bool):
+            Reject dict keys that are not tables of the metadata.
+        value_error, type_error (type):
+            The exception classes raised for a wrong value and for a wrong type.
+
+    Returns:
+        dict[str, pandas.DataFrame]
+    """
+    if isinstance(data, pd.DataFrame):
         names = list(metadata.tables)
         if len(names) != 1:
-            raise EvaluationError(
-                f'synthetic is one DataFrame but the metadata has tables {names}; pass a dict '
+            raise value_error(
+                f'{name} is one DataFrame but the metadata has tables {names}; pass a dict '
                 'mapping each table name to its DataFrame.'
             )
-        return {names[0]: synthetic}
-    if isinstance(synthetic, dict):
-        unknown = [name for name in synthetic if name not in metadata.tables]
-        if unknown:
-            raise EvaluationError(
+        return {names[0]: data}
+    if isinstance(data, dict):
+        unknown = [table for table in data if table not in metadata.tables]
+        if check_names and unknown:
+            raise value_error(
                 f'The metadata has no table(s) {unknown}; tables: {sorted(metadata.tables)}.'
             )
-        return dict(synthetic)
-    raise EvaluationError(
-        f'synthetic must be a DataFrame or a dict of DataFrames, got {type(synthetic).__name__}.'
+        return dict(data)
+    raise type_error(
+        f'{name} must be a DataFrame or a dict of DataFrames, got {type(data).__name__}.'
     )
+
+
+def _output_folder(output_dir) -> Path:
+    """The folder a report is written to, created if needed."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _slug(text, max_length=80):
+    """A file-name-safe lower-case form of ``text`` (at most ``max_length`` characters)."""
+    slug = re.sub(r'[^A-Za-z0-9]+', '_', str(text)).strip('_').lower()
+    return slug if max_length is None else slug[:max_length]
 
 
 def _relationship_keys(spec, metadata, relationship):
@@ -414,8 +447,7 @@ class FidelityReport:
             list[pathlib.Path]:
                 The files written.
         """
-        folder = Path(output_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = _output_folder(output_dir)
         files = []
         markdown = folder / 'report.md'
         self.to_markdown(markdown)
@@ -468,12 +500,6 @@ class FidelityReport:
             if _plot_convergence(plt, self.history, path):
                 files.append(path)
         return files
-
-
-def _slug(text):
-    import re
-
-    return re.sub(r'[^A-Za-z0-9]+', '_', str(text)).strip('_').lower()[:80]
 
 
 def _plain_value(value):

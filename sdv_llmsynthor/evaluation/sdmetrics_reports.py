@@ -11,45 +11,20 @@ figures: they are written as standalone HTML; PNG files are added only when the 
 from __future__ import annotations
 
 import importlib.util
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
+
+from sdv_llmsynthor.evaluation.fidelity import _as_tables as _tables_by_name
+from sdv_llmsynthor.evaluation.fidelity import _load_metadata, _output_folder, _slug
 
 __all__ = ['SDMetricsReports', 'run_sdmetrics_reports']
 
 
-def _as_metadata(metadata):
-    from sdv.metadata import Metadata
-
-    if isinstance(metadata, Metadata):
-        return metadata
-    if isinstance(metadata, dict):
-        return Metadata.load_from_dict(metadata)
-    if isinstance(metadata, (str, Path)):
-        return Metadata.load_from_json(str(metadata))
-    # SingleTableMetadata and friends
-    return Metadata.load_from_dict(metadata.to_dict())
-
-
 def _as_tables(data, metadata, name):
-    if isinstance(data, pd.DataFrame):
-        table_names = list(metadata.tables)
-        if len(table_names) != 1:
-            raise ValueError(
-                f'{name} is one DataFrame but the metadata has tables {table_names}; pass a dict '
-                'mapping each table name to its DataFrame.'
-            )
-        return {table_names[0]: data}
-    if isinstance(data, dict):
-        return dict(data)
-    raise TypeError(f'{name} must be a DataFrame or a dict of DataFrames, got '
-                    f'{type(data).__name__}.')
-
-
-def _slug(text):
-    return re.sub(r'[^A-Za-z0-9]+', '_', str(text)).strip('_').lower()
+    # SDV checks the table names itself; wrong input raises the built-in errors, as before.
+    return _tables_by_name(data, metadata, name, check_names=False, value_error=ValueError,
+                           type_error=TypeError)
 
 
 @dataclass
@@ -117,7 +92,7 @@ def _save_report(report, name, table_names, folder, files, write_png):
         except Exception:  # noqa: BLE001 - a property may have no details table
             details = None
         if isinstance(details, pd.DataFrame) and not details.empty:
-            path = folder / f'{name}_{_slug(property_name)}.csv'
+            path = folder / f'{name}_{_slug(property_name, max_length=None)}.csv'
             details.to_csv(path, index=False)
             files.append(path)
 
@@ -130,8 +105,8 @@ def _save_report(report, name, table_names, folder, files, write_png):
                     figure = report.get_visualization(property_name, table_name)
             except Exception:  # noqa: BLE001 - e.g. no column pairs, or not applicable
                 continue
-            suffix = '' if table_name is None else f'_{_slug(table_name)}'
-            base = folder / f'{name}_{_slug(property_name)}{suffix}'
+            suffix = '' if table_name is None else f'_{_slug(table_name, max_length=None)}'
+            base = folder / f'{name}_{_slug(property_name, max_length=None)}{suffix}'
             _save_figure(figure, base, files, write_png)
 
 
@@ -163,7 +138,7 @@ def run_sdmetrics_reports(real_data, synthetic_data, metadata, output_dir=None,
     """
     from sdv.evaluation import evaluate_quality, run_diagnostic
 
-    metadata = _as_metadata(metadata)
+    metadata = _load_metadata(metadata)
     real_tables = _as_tables(real_data, metadata, 'real_data')
     synthetic_tables = _as_tables(synthetic_data, metadata, 'synthetic_data')
     quality = evaluate_quality(real_tables, synthetic_tables, metadata, verbose=verbose)
@@ -173,8 +148,7 @@ def run_sdmetrics_reports(real_data, synthetic_data, metadata, output_dir=None,
     if output_dir is None:
         return result
 
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _output_folder(output_dir)
     scores_path = folder / 'sdmetrics_scores.csv'
     result.summary().to_csv(scores_path, index=False)
     result.files.append(scores_path)

@@ -16,6 +16,7 @@ loop's calibration finally selects exactly ``num_rows`` records against the targ
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     'LibraryPlanner',
     'build_planner',
     'format_table',
+    'is_whole_number',
     'learn_bounds',
     'library_from_result',
     'load_spec',
@@ -42,6 +44,21 @@ __all__ = [
 
 PLANNER_NAMES = ('anchored', 'free', 'statistical')
 """Planner names the synthesizers accept (or pass a ``Planner`` instance)."""
+
+
+def is_whole_number(value) -> bool:
+    """Whether ``value`` is a real number without a fractional part (booleans are not).
+
+    Args:
+        value (object):
+            A row count or a similar argument, as the user gave it.
+
+    Returns:
+        bool
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    return float(value).is_integer()
 
 
 # ---------------------------------------------------------------------- spec and planner

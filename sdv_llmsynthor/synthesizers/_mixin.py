@@ -14,6 +14,8 @@ from sdv_llmsynthor.planners.base import Planner
 from sdv_llmsynthor.synthesizers._common import (
     LibraryPlanner,
     build_planner,
+    format_table,
+    infer_joints,
     install_constraints,
     load_spec,
     merge_usage,
@@ -27,7 +29,48 @@ SAMPLE_MAX_ITERATIONS = 8
 
 
 class LLMSynthorMixin:
-    """Spec, planner, library, usage and pickling logic of the LLMSynthor synthesizers."""
+    """Spec, planner, library, usage and pickling logic of the LLMSynthor synthesizers.
+
+    It owns ``__init__`` (one signature for both synthesizers, which SDV's ``get_parameters``
+    reads) and the ``fit`` template; each synthesizer supplies the SDV base-class call
+    (:meth:`_init_sdv_base`) and the table-specific steps of ``fit`` (:meth:`_prepare_fit_data`
+    and the optional hooks :meth:`_on_fit_without_data` and :meth:`_on_fit_loop_done`).
+    """
+
+    def __init__(self, metadata, spec=None, llm=None, planner='anchored', num_rows=None,
+                 pool_factor=1.2, max_iterations=30, token_budget=None, checkpoint_dir=None,
+                 cache_dir=None, seed=0, enforce_min_max_values=True, enforce_rounding=True,
+                 locales=['en_US'], verbose=True):  # noqa: B006 - SDV's signature
+        """Store every argument under its own name; nothing runs before ``fit``.
+
+        The arguments are documented on each synthesizer class.
+        """
+        self._init_sdv_base(metadata, enforce_min_max_values=enforce_min_max_values,
+                            enforce_rounding=enforce_rounding, locales=locales)
+        self.spec = spec
+        self.llm = llm
+        self.planner = planner
+        self.num_rows = num_rows
+        self.pool_factor = pool_factor
+        self.max_iterations = max_iterations
+        self.token_budget = token_budget
+        self.checkpoint_dir = checkpoint_dir
+        self.cache_dir = cache_dir
+        self.seed = seed
+        self.enforce_min_max_values = enforce_min_max_values
+        self.enforce_rounding = enforce_rounding
+        self.verbose = verbose
+        self._init_state()
+
+    def _init_sdv_base(self, metadata, enforce_min_max_values, enforce_rounding, locales):
+        """Run the SDV base class's ``__init__`` (its arguments differ per base class)."""
+        raise NotImplementedError
+
+    def _table_metadata(self, table_name=None):
+        """The metadata dict of one table (the only table when ``table_name`` is None)."""
+        if table_name is None:
+            table_name = self._table_name
+        return self._original_metadata.to_dict()['tables'][table_name]
 
     # ------------------------------------------------------------------ planner and LLM
     def _init_state(self):
@@ -84,6 +127,74 @@ class LLMSynthorMixin:
                 'the spec from real rows.'
             )
         return copy.deepcopy(load_spec(self.spec))
+
+    # ------------------------------------------------------------------ fit
+    def fit_processed_data(self, processed_data):
+        """Not supported: LLMSynthor learns from aggregates, not from processed rows.
+
+        Raises:
+            SynthesizerInputError: always.
+        """
+        from sdv.errors import SynthesizerInputError
+
+        raise SynthesizerInputError(
+            f'{type(self).__name__} does not fit processed data: call fit(data) or, with a '
+            'spec, fit().'
+        )
+
+    def _prepare_fit_data(self, data):
+        """Validate real rows and learn what formatting needs from them (``self._bounds``).
+
+        Returns:
+            tuple:
+                The tables by name, and the number of real units (rows, or households) that
+                ``num_rows`` defaults to.
+        """
+        raise NotImplementedError
+
+    def _on_fit_without_data(self):
+        """Called by ``fit()`` on a spec alone, once the spec is resolved."""
+
+    def _on_fit_loop_done(self, loop):
+        """Called once the fit loop has run, before the library is kept."""
+
+    def _fit_llmsynthor(self, data):
+        """The ``fit`` both synthesizers share: resolve or derive the spec, run the loop.
+
+        Args:
+            data (object or None):
+                Real rows as the synthesizer's ``fit`` takes them, or None for the spec alone.
+        """
+        from sdv_llmsynthor.spec import MacroSpec
+
+        self._fitted = False
+        # A refit starts from fresh planner state (LLM planners keep completions between calls).
+        self._planner_cache = None
+        copula_usage = None
+        if data is None:
+            spec = self._resolve_fit_spec()
+            num_rows = self.num_rows
+            self._bounds = {}
+            self._on_fit_without_data()
+        else:
+            data, real_units = self._prepare_fit_data(data)
+            if self.spec is None:
+                planner, client = self._get_planner()
+                joints = 'auto'
+                if getattr(planner, 'uses_llm', False):
+                    joints, copula_usage = infer_joints(client, self._original_metadata, data,
+                                                        seed=self.seed)
+                spec = MacroSpec.from_data(data, self._original_metadata, joints=joints)
+                num_rows = self.num_rows or min(real_units, MAX_FIT_ROWS)
+            else:
+                spec = self._resolve_fit_spec()
+                num_rows = self.num_rows
+            # The rows are not needed any more: drop every reference before the loop runs.
+            data = None
+        spec.validate(self._original_metadata)
+        loop, result = self._run_fit_loop(spec, num_rows)
+        self._on_fit_loop_done(loop)
+        self._finish_fit(spec, loop, result, copula_usage)
 
     # ------------------------------------------------------------------ the loop
     def _make_loop(self, spec, planner, num_rows, seed, **kwargs):
@@ -174,6 +285,42 @@ class LLMSynthorMixin:
         self._sample_report = report
         self._usage = merge_usage(self._usage, result.usage)
         return result
+
+    # ------------------------------------------------------------------ sample
+    def reset_sampling(self):
+        """Reset sampling: the next ``sample`` calls repeat those made right after ``fit``."""
+        self._sample_calls = 0
+
+    def _format_sample(self, frames, keys, bounds):
+        """Give every sampled table its metadata's columns, dtypes, rounding and ranges.
+
+        Args:
+            frames (dict[str, pandas.DataFrame]):
+                The calibrated records by table.
+            keys (dict[str, set]):
+                Per table, the key columns already consistent (kept as they are).
+            bounds (dict[str, dict]):
+                Per table, the bounds learned from real rows (see ``learn_bounds``).
+
+        Returns:
+            dict[str, pandas.DataFrame]
+        """
+        return {
+            table: format_table(
+                frame, self._table_metadata(table), bounds=bounds.get(table, {}),
+                enforce_rounding=self.enforce_rounding,
+                enforce_min_max_values=self.enforce_min_max_values, locales=self.locales,
+                keys=keys.get(table, set()),
+            )
+            for table, frame in frames.items()
+        }
+
+    @staticmethod
+    def _write_sample(tables, output_paths):
+        """Write each table to its path from ``validate_folder_path_with_table_names``."""
+        for frame, path in zip(tables.values(), output_paths or []):
+            if path:
+                frame.to_csv(path, index=False)
 
     # ------------------------------------------------------------------ public helpers
     def get_spec(self):

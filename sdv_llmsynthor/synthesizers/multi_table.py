@@ -10,8 +10,8 @@ from sdv.errors import SamplingError, SynthesizerInputError
 from sdv.multi_table.base import BaseMultiTableSynthesizer
 from sdv.single_table.utils import validate_folder_path_with_table_names
 
-from sdv_llmsynthor.synthesizers._common import format_table, infer_joints, learn_bounds
-from sdv_llmsynthor.synthesizers._mixin import MAX_FIT_ROWS, LLMSynthorMixin
+from sdv_llmsynthor.synthesizers._common import is_whole_number, learn_bounds
+from sdv_llmsynthor.synthesizers._mixin import LLMSynthorMixin
 
 __all__ = ['LLMSynthorMultiTableSynthesizer']
 
@@ -66,27 +66,12 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
             Show a progress bar while fitting. Defaults to True.
     """
 
-    def __init__(self, metadata, spec=None, llm=None, planner='anchored', num_rows=None,
-                 pool_factor=1.2, max_iterations=30, token_budget=None, checkpoint_dir=None,
-                 cache_dir=None, seed=0, enforce_min_max_values=True, enforce_rounding=True,
-                 locales=['en_US'], verbose=True):  # noqa: B006 - SDV's signature
-        super().__init__(metadata, locales=locales)
-        self.spec = spec
-        self.llm = llm
-        self.planner = planner
-        self.num_rows = num_rows
-        self.pool_factor = pool_factor
-        self.max_iterations = max_iterations
-        self.token_budget = token_budget
-        self.checkpoint_dir = checkpoint_dir
-        self.cache_dir = cache_dir
-        self.seed = seed
-        self.enforce_min_max_values = enforce_min_max_values
-        self.enforce_rounding = enforce_rounding
-        self.verbose = verbose
+    # ``__init__`` is LLMSynthorMixin's: the signature above, every argument under its name.
+    def _init_sdv_base(self, metadata, enforce_min_max_values, enforce_rounding, locales):
+        # SDV's multi-table base takes no enforce_* arguments; the mixin stores them.
+        BaseMultiTableSynthesizer.__init__(self, metadata, locales=locales)
         self._table_constraints = {}
         self._mean_children = None
-        self._init_state()
 
     # ------------------------------------------------------------------ helpers
     def _relationship(self):
@@ -102,9 +87,6 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
 
     def _constraints_by_table(self):
         return {table: list(items) for table, items in self._table_constraints.items()}
-
-    def _table_metadata(self, table):
-        return self._original_metadata.to_dict()['tables'][table]
 
     # ------------------------------------------------------------------ constraints
     def add_constraints(self, constraints):
@@ -140,17 +122,6 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
         return super().get_constraints(filepath)
 
     # ------------------------------------------------------------------ fit
-    def fit_processed_data(self, processed_data):
-        """Not supported: LLMSynthor learns from aggregates.
-
-        Raises:
-            SynthesizerInputError: always.
-        """
-        raise SynthesizerInputError(
-            'LLMSynthorMultiTableSynthesizer does not fit processed data: call fit(data) or, '
-            'with a spec, fit().'
-        )
-
     def fit(self, data=None):
         """Run the household synthesis loop and keep its library of household proposals.
 
@@ -160,62 +131,36 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
                 (child counts, marginals, joints, cross-table derived columns); the rows are
                 validated, used, then dropped. When None, the spec given at creation is used.
         """
-        from sdv_llmsynthor.spec import MacroSpec
-
         self._check_metadata_updated()
-        self._fitted = False
-        # A refit starts from fresh planner state (LLM planners keep completions between calls).
-        self._planner_cache = None
-        relationship = self._relationship()
-        parent = relationship['parent_table_name']
-        if data is not None:
-            if not isinstance(data, dict):
-                raise SynthesizerInputError(
-                    'The `data` parameter must be a dictionary mapping each table name to its '
-                    f'DataFrame. Got {type(data).__name__} instead.'
-                )
-            self.validate(data)
-            for constraints in self._table_constraints.values():
-                for constraint in constraints:
-                    constraint.fit(data=data, metadata=self._original_metadata)
-            self._bounds = {
-                table: learn_bounds(frame, self._table_metadata(table))
-                for table, frame in data.items()
-            }
-            copula_usage = None
-            if self.spec is None:
-                planner, client = self._get_planner()
-                joints = 'auto'
-                if getattr(planner, 'uses_llm', False):
-                    joints, copula_usage = infer_joints(client, self._original_metadata, data,
-                                                        seed=self.seed)
-                spec = MacroSpec.from_data(data, self._original_metadata, joints=joints)
-                num_rows = self.num_rows or min(len(data[parent]), MAX_FIT_ROWS)
-            else:
-                spec = self._resolve_fit_spec()
-                num_rows = self.num_rows
-            data = None
-        else:
-            spec = self._resolve_fit_spec()
-            num_rows = self.num_rows
-            self._bounds = {}
-            copula_usage = None
-        spec.validate(self._original_metadata)
-        loop, result = self._run_fit_loop(spec, num_rows)
+        self._relationship()
+        self._fit_llmsynthor(data)
+
+    def _prepare_fit_data(self, data):
+        if not isinstance(data, dict):
+            raise SynthesizerInputError(
+                'The `data` parameter must be a dictionary mapping each table name to its '
+                f'DataFrame. Got {type(data).__name__} instead.'
+            )
+        self.validate(data)
+        for constraints in self._table_constraints.values():
+            for constraint in constraints:
+                constraint.fit(data=data, metadata=self._original_metadata)
+        self._bounds = {
+            table: learn_bounds(frame, self._table_metadata(table))
+            for table, frame in data.items()
+        }
+        return data, len(data[self._relationship()['parent_table_name']])
+
+    def _on_fit_loop_done(self, loop):
         self._mean_children = float(getattr(loop, 'mean_children', 1.0))
-        self._finish_fit(spec, loop, result, copula_usage)
 
     # ------------------------------------------------------------------ sample
-    def reset_sampling(self):
-        """Reset sampling: the next ``sample`` calls repeat those made right after ``fit``."""
-        self._sample_calls = 0
-
     def _households_for(self, num_rows, main_table_name, scale):
         relationship = self._relationship()
         parent = relationship['parent_table_name']
         child = relationship['child_table_name']
         if num_rows is not None:
-            if isinstance(num_rows, bool) or not float(num_rows).is_integer() or num_rows < 1:
+            if not is_whole_number(num_rows) or num_rows < 1:
                 raise SynthesizerInputError(
                     f"Invalid parameter for 'num_rows' ({num_rows}). Please provide an integer "
                     'that is greater than 0.'
@@ -273,22 +218,13 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
         relationship = self._relationship()
         keys = {relationship['parent_table_name']: {relationship['parent_primary_key']},
                 relationship['child_table_name']: {relationship['child_foreign_key']}}
-        out = {}
         for table in tables:
-            table_metadata = self._table_metadata(table)
-            table_keys = set(keys.get(table, set()))
-            if table_metadata.get('primary_key'):
-                table_keys.add(table_metadata['primary_key'])
-            out[table] = format_table(
-                result.data[table], table_metadata, bounds=self._bounds.get(table, {}),
-                enforce_rounding=self.enforce_rounding,
-                enforce_min_max_values=self.enforce_min_max_values, locales=self.locales,
-                keys=table_keys,
-            )
-        if output_paths and output_paths[0] is not None:
-            for table, path in zip(tables, output_paths):
-                out[table].to_csv(path, index=False)
-        return out
+            primary_key = self._table_metadata(table).get('primary_key')
+            keys[table] = set(keys.get(table, set())) | ({primary_key} - {None})
+        sampled = self._format_sample({table: result.data[table] for table in tables}, keys,
+                                      self._bounds)
+        self._write_sample(sampled, output_paths)
+        return sampled
 
     def sample_scale(self, scale=1.0, batch_size=None, max_tries_per_batch=100,
                      output_folder_path=None):

@@ -12,8 +12,8 @@ from sdv.errors import SynthesizerInputError
 from sdv.single_table.base import BaseSingleTableSynthesizer
 from sdv.single_table.utils import validate_folder_path_with_table_names
 
-from sdv_llmsynthor.synthesizers._common import format_table, infer_joints, learn_bounds
-from sdv_llmsynthor.synthesizers._mixin import MAX_FIT_ROWS, LLMSynthorMixin
+from sdv_llmsynthor.synthesizers._common import format_table, is_whole_number, learn_bounds
+from sdv_llmsynthor.synthesizers._mixin import LLMSynthorMixin
 
 __all__ = ['LLMSynthorSynthesizer']
 
@@ -81,29 +81,13 @@ class LLMSynthorSynthesizer(LLMSynthorMixin, BaseSingleTableSynthesizer):
 
     _model = None
 
-    def __init__(self, metadata, spec=None, llm=None, planner='anchored', num_rows=None,
-                 pool_factor=1.2, max_iterations=30, token_budget=None, checkpoint_dir=None,
-                 cache_dir=None, seed=0, enforce_min_max_values=True, enforce_rounding=True,
-                 locales=['en_US'], verbose=True):  # noqa: B006 - SDV's signature
-        super().__init__(metadata, enforce_min_max_values=enforce_min_max_values,
-                         enforce_rounding=enforce_rounding, locales=locales)
-        self.spec = spec
-        self.llm = llm
-        self.planner = planner
-        self.num_rows = num_rows
-        self.pool_factor = pool_factor
-        self.max_iterations = max_iterations
-        self.token_budget = token_budget
-        self.checkpoint_dir = checkpoint_dir
-        self.cache_dir = cache_dir
-        self.seed = seed
-        self.verbose = verbose
-        self._init_state()
+    # ``__init__`` is LLMSynthorMixin's: the signature above, every argument under its name.
+    def _init_sdv_base(self, metadata, enforce_min_max_values, enforce_rounding, locales):
+        BaseSingleTableSynthesizer.__init__(
+            self, metadata, enforce_min_max_values=enforce_min_max_values,
+            enforce_rounding=enforce_rounding, locales=locales)
 
     # ------------------------------------------------------------------ helpers
-    def _table_metadata(self):
-        return self._original_metadata.to_dict()['tables'][self._table_name]
-
     def _constraints_by_table(self):
         return {self._table_name: list(self._reject_sampling_constraints)}
 
@@ -149,17 +133,6 @@ class LLMSynthorSynthesizer(LLMSynthorMixin, BaseSingleTableSynthesizer):
         self._constraints_fitted = False
 
     # ------------------------------------------------------------------ fit
-    def fit_processed_data(self, processed_data):
-        """Not supported: LLMSynthor learns from aggregates, not from processed rows.
-
-        Raises:
-            SynthesizerInputError: always.
-        """
-        raise SynthesizerInputError(
-            'LLMSynthorSynthesizer does not fit processed data: call fit(data) or, with a spec, '
-            'fit().'
-        )
-
     def fit(self, data=None):
         """Run the synthesis loop against the spec and keep its library of proposals.
 
@@ -173,57 +146,26 @@ class LLMSynthorSynthesizer(LLMSynthorMixin, BaseSingleTableSynthesizer):
                 constraints, then dropped: the fitted synthesizer keeps no reference to them.
                 When None, the spec given at creation is used.
         """
-        from sdv_llmsynthor.spec import MacroSpec
-
         self._check_input_metadata_updated()
-        self._fitted = False
-        # A refit starts from fresh planner state (LLM planners keep completions between calls).
-        self._planner_cache = None
-        if data is not None:
-            data = self._as_data(data)
-            self.validate(data)
-            table_data = data[self._table_name]
-            self._bounds = learn_bounds(table_data, self._table_metadata())
-            copula_usage = None
-            if self.spec is None:
-                planner, client = self._get_planner()
-                joints = 'auto'
-                if getattr(planner, 'uses_llm', False):
-                    joints, copula_usage = infer_joints(client, self._original_metadata, data,
-                                                        seed=self.seed)
-                spec = MacroSpec.from_data(table_data, self._original_metadata, joints=joints,
-                                           table_name=self._table_name)
-                num_rows = self.num_rows or min(len(table_data), MAX_FIT_ROWS)
-            else:
-                spec = self._resolve_fit_spec()
-                num_rows = self.num_rows
-            # The rows are not needed any more: drop every reference before the loop runs.
-            del table_data
-            data = None
-        else:
-            spec = self._resolve_fit_spec()
-            num_rows = self.num_rows
-            self._bounds = {}
-            copula_usage = None
-            self._warn_unfitted_constraints()
-        spec.validate(self._original_metadata)
-        loop, result = self._run_fit_loop(spec, num_rows)
-        self._finish_fit(spec, loop, result, copula_usage)
+        self._fit_llmsynthor(data)
 
-    def _warn_unfitted_constraints(self):
+    def _prepare_fit_data(self, data):
+        data = self._as_data(data)
+        self.validate(data)
+        table_data = data[self._table_name]
+        self._bounds = learn_bounds(table_data, self._table_metadata())
+        return data, len(table_data)
+
+    def _on_fit_without_data(self):
         for constraint in self._reject_sampling_constraints:
             if type(constraint).__name__ == 'FixedCombinations' and not constraint._fitted:
                 warnings.warn(
                     'FixedCombinations learns its combinations from real rows; with fit() on a '
                     'spec alone it cannot be enforced. Call fit(data) to enforce it.',
-                    stacklevel=3,
+                    stacklevel=4,
                 )
 
     # ------------------------------------------------------------------ sample
-    def reset_sampling(self):
-        """Reset sampling: the next ``sample`` calls repeat those made right after ``fit``."""
-        self._sample_calls = 0
-
     def sample(self, num_rows, main_table_name=None, max_tries_per_batch=100, batch_size=None,
                output_folder_path=None):
         """Draw ``num_rows`` records from the library, calibrated to the targets.
@@ -260,29 +202,26 @@ class LLMSynthorSynthesizer(LLMSynthorMixin, BaseSingleTableSynthesizer):
         self._check_input_metadata_updated()
         if num_rows is None:
             raise ValueError('You must specify the number of rows to sample (e.g. num_rows=100).')
-        if isinstance(num_rows, bool) or not float(num_rows).is_integer() or num_rows < 0:
+        if not is_whole_number(num_rows) or num_rows < 0:
             raise SynthesizerInputError(
                 f"Invalid value '{num_rows}' for parameter 'num_rows'. Please provide a "
                 'non-negative integer.'
             )
         num_rows = int(num_rows)
-        output_file_path = validate_folder_path_with_table_names(
-            output_folder_path, [self._table_name])[0]
+        output_paths = validate_folder_path_with_table_names(output_folder_path, [table_name])
         table_metadata = self._table_metadata()
         if num_rows == 0:
-            frame = format_table(pd.DataFrame(columns=list(table_metadata['columns'])),
-                                 table_metadata)
+            sampled = {table_name: format_table(
+                pd.DataFrame(columns=list(table_metadata['columns'])), table_metadata)}
         else:
             result = self._draw_from_library(num_rows)
-            frame = format_table(
-                result.data, table_metadata, bounds=self._bounds,
-                enforce_rounding=self.enforce_rounding,
-                enforce_min_max_values=self.enforce_min_max_values, locales=self.locales,
-                keys={table_metadata.get('primary_key')} - {None},
+            sampled = self._format_sample(
+                {table_name: result.data},
+                keys={table_name: {table_metadata.get('primary_key')} - {None}},
+                bounds={table_name: self._bounds},
             )
-        if output_file_path:
-            frame.to_csv(output_file_path, index=False)
-        return {table_name: frame}
+        self._write_sample(sampled, output_paths)
+        return sampled
 
     def sample_from_conditions(self, conditions, max_tries_per_batch=100, batch_size=None,
                                output_folder_path=None):

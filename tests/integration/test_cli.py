@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sdv.metadata import Metadata
+from toy_tables import household_metadata
 
 from sdv_llmsynthor.cli import main
 
@@ -39,6 +40,16 @@ def workspace(tmp_path_factory):
     return folder
 
 
+def _write_bad_spec(workspace, tmp_path):
+    """The workspace's spec with two problems (an unknown column, an unknown category)."""
+    spec = json.loads((workspace / 'spec.json').read_text())
+    spec['tables']['shop']['statistics'][0]['columns'] = ['agee']
+    spec['tables']['shop']['statistics'][1]['cells'][0]['key'] = ['Robot']
+    path = tmp_path / 'bad.json'
+    path.write_text(json.dumps(spec))
+    return path
+
+
 def _last_line(text):
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ''
@@ -59,11 +70,7 @@ def test_validate__valid_spec(workspace, capsys):
 def test_validate__invalid_spec_lists_every_problem(workspace, tmp_path, capsys):
     """Every problem goes to stdout, one line; exit 2 with a one-line reason on stderr."""
     # Setup
-    spec = json.loads((workspace / 'spec.json').read_text())
-    spec['tables']['shop']['statistics'][0]['columns'] = ['agee']
-    spec['tables']['shop']['statistics'][1]['cells'][0]['key'] = ['Robot']
-    path = tmp_path / 'bad.json'
-    path.write_text(json.dumps(spec))
+    path = _write_bad_spec(workspace, tmp_path)
 
     # Run
     code = main(['validate', str(path), '--metadata', str(workspace / 'metadata.json')])
@@ -131,17 +138,7 @@ def test_derive__folder_of_csvs_for_parent_child_tables(tmp_path, capsys):
     folder.mkdir()
     households.to_csv(folder / 'households.csv', index=False)
     persons.to_csv(folder / 'persons.csv', index=False)
-    metadata = Metadata.load_from_dict({
-        'tables': {
-            'households': {'primary_key': 'hid', 'columns': {
-                'hid': {'sdtype': 'id'}, 'tenure': {'sdtype': 'categorical'}}},
-            'persons': {'primary_key': 'pid', 'columns': {
-                'pid': {'sdtype': 'id'}, 'hid': {'sdtype': 'id'},
-                'age': {'sdtype': 'numerical'}}},
-        },
-        'relationships': [{'parent_table_name': 'households', 'parent_primary_key': 'hid',
-                           'child_table_name': 'persons', 'child_foreign_key': 'hid'}],
-    })
+    metadata = household_metadata()
     metadata.save_to_json(str(tmp_path / 'metadata.json'))
 
     # Run
@@ -200,11 +197,7 @@ def test_synthesize__resume_gives_the_same_output(workspace, tmp_path):
 def test_synthesize__invalid_spec_reports_the_first_problem(workspace, tmp_path, capsys):
     """An invalid spec: the first problem and how many more, in one line, exit 2."""
     # Setup
-    spec = json.loads((workspace / 'spec.json').read_text())
-    spec['tables']['shop']['statistics'][0]['columns'] = ['agee']
-    spec['tables']['shop']['statistics'][1]['cells'][0]['key'] = ['Robot']
-    path = tmp_path / 'bad.json'
-    path.write_text(json.dumps(spec))
+    path = _write_bad_spec(workspace, tmp_path)
 
     # Run
     code = main(['synthesize', '--metadata', str(workspace / 'metadata.json'), '--spec',

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sdv.metadata import Metadata
+from toy_tables import household_metadata, unrelated_tables_metadata
 
 from sdv_llmsynthor.errors import EvaluationError
 from sdv_llmsynthor.evaluation.fidelity import (
@@ -113,17 +114,7 @@ def test_fidelity_report__parent_child_tables_with_derived_columns():
     households = pd.DataFrame({'hid': [0, 1, 2, 3], 'tenure': ['Owned', 'Rented'] * 2})
     persons = pd.DataFrame({'pid': range(10), 'hid': [0, 0, 1, 1, 1, 2, 2, 3, 3, 3],
                             'age': [30, 70, 20, 25, 5, 40, 41, 66, 10, 12]})
-    metadata = Metadata.load_from_dict({
-        'tables': {
-            'households': {'primary_key': 'hid', 'columns': {
-                'hid': {'sdtype': 'id'}, 'tenure': {'sdtype': 'categorical'}}},
-            'persons': {'primary_key': 'pid', 'columns': {
-                'pid': {'sdtype': 'id'}, 'hid': {'sdtype': 'id'},
-                'age': {'sdtype': 'numerical'}}},
-        },
-        'relationships': [{'parent_table_name': 'households', 'parent_primary_key': 'hid',
-                           'child_table_name': 'persons', 'child_foreign_key': 'hid'}],
-    })
+    metadata = household_metadata()
     data = {'households': households, 'persons': persons}
     spec = MacroSpec.from_data(data, metadata, joints=None, derived={'households': {
         'has_elderly': {'child_table': 'persons', 'function': 'any', 'predicate': 'age >= 65'},
@@ -142,10 +133,7 @@ def test_fidelity_report__parent_child_tables_with_derived_columns():
 def test_fidelity_report__one_frame_for_two_tables_raises():
     """A single DataFrame cannot stand for several tables."""
     # Setup
-    metadata = Metadata.load_from_dict({'tables': {
-        'a': {'columns': {'x': {'sdtype': 'categorical'}}},
-        'b': {'columns': {'y': {'sdtype': 'categorical'}}},
-    }})
+    metadata = unrelated_tables_metadata()
 
     # Run and Assert
     message = "synthetic is one DataFrame but the metadata has tables ['a', 'b']"

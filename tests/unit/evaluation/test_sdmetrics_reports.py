@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sdv.metadata import Metadata
+from toy_tables import household_metadata, unrelated_tables_metadata
 
 from sdv_llmsynthor.evaluation.sdmetrics_reports import run_sdmetrics_reports
 
@@ -47,17 +48,7 @@ def test_run_sdmetrics_reports__parent_child_tables():
     households = pd.DataFrame({'hid': range(30), 'tenure': ['Owned', 'Rented', 'Owned'] * 10})
     persons = pd.DataFrame({'pid': range(75), 'hid': [i % 30 for i in range(75)],
                             'age': [18 + (7 * i) % 60 for i in range(75)]})
-    metadata = Metadata.load_from_dict({
-        'tables': {
-            'households': {'primary_key': 'hid', 'columns': {
-                'hid': {'sdtype': 'id'}, 'tenure': {'sdtype': 'categorical'}}},
-            'persons': {'primary_key': 'pid', 'columns': {
-                'pid': {'sdtype': 'id'}, 'hid': {'sdtype': 'id'},
-                'age': {'sdtype': 'numerical'}}},
-        },
-        'relationships': [{'parent_table_name': 'households', 'parent_primary_key': 'hid',
-                           'child_table_name': 'persons', 'child_foreign_key': 'hid'}],
-    })
+    metadata = household_metadata()
     data = {'households': households, 'persons': persons}
 
     # Run
@@ -71,10 +62,7 @@ def test_run_sdmetrics_reports__parent_child_tables():
 def test_run_sdmetrics_reports__dataframe_for_two_tables_raises():
     """One DataFrame cannot stand for several tables."""
     # Setup
-    metadata = Metadata.load_from_dict({'tables': {
-        'a': {'columns': {'x': {'sdtype': 'categorical'}}},
-        'b': {'columns': {'y': {'sdtype': 'categorical'}}},
-    }})
+    metadata = unrelated_tables_metadata()
 
     # Run and Assert
     message = "real_data is one DataFrame but the metadata has tables ['a', 'b']"

@@ -20,6 +20,7 @@ from sdv_llmsynthor.synthesizers._common import (
     LibraryPlanner,
     build_planner,
     format_table,
+    is_whole_number,
     learn_bounds,
     load_spec,
     merge_usage,
@@ -41,6 +42,14 @@ def test_load_spec__accepts_objects_dicts_and_paths(tmp_path):
     assert load_spec(str(path)) == spec
     with pytest.raises(SynthesizerInputError, match=re.escape('Got int instead.')):
         load_spec(3)
+
+
+def test_is_whole_number__numbers_without_fraction_only():
+    """Integers and integral floats (numpy too) count; booleans, strings and fractions not."""
+    # Run and Assert
+    assert all(is_whole_number(value) for value in (0, 7, 2.0, np.int64(5), np.float32(3.0)))
+    assert not any(is_whole_number(value) for value in (
+        True, np.bool_(False), '10', 2.5, float('nan'), float('inf'), None, [1]))
 
 
 def test_build_planner__names_and_instances():

@@ -1,5 +1,6 @@
 """Unit tests of LLMSynthorMultiTableSynthesizer on households and persons (statistical planner)."""
 
+import json
 import re
 from pathlib import Path
 
@@ -7,10 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sdv.cag import Inequality
-from sdv.errors import SamplingError, SynthesizerInputError
+from sdv.errors import InvalidDataError, SamplingError, SynthesizerInputError
 from sdv.metadata import Metadata
 
-from sdv_llmsynthor.synthesizers import LLMSynthorMultiTableSynthesizer
+from sdv_llmsynthor.errors import SpecValidationError
+from sdv_llmsynthor.synthesizers import (
+    LLMSynthorMultiTableSynthesizer,
+    LLMSynthorSynthesizer,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 POPULATION_SPEC = ROOT / 'specs' / 'examples' / 'population.json'
@@ -176,6 +181,8 @@ def test_save_load__same_samples(population, tmp_path):
     # Assert
     for table in original:
         pd.testing.assert_frame_equal(original[table], restored[table])
+    assert loaded.get_parameters() == synthesizer.get_parameters()
+    assert loaded.get_metadata().to_dict() == synthesizer.get_metadata().to_dict()
 
 
 def test_fit__from_data_derives_the_spec():
@@ -234,3 +241,82 @@ def test_add_constraints__needs_table_name():
     with pytest.raises(SynthesizerInputError, match="'table_name' set"):
         synthesizer.add_constraints([Inequality(low_column_name='age',
                                                 high_column_name='person_id')])
+
+
+def test_get_parameters__same_arguments_as_the_single_table_synthesizer():
+    """Both synthesizers take the same arguments; each is kept under its own name."""
+    # Setup
+    metadata = _toy_metadata()
+
+    # Run
+    synthesizer = LLMSynthorMultiTableSynthesizer(metadata, planner='statistical', seed=3,
+                                                  enforce_rounding=False, verbose=False)
+
+    # Assert
+    parameters = synthesizer.get_parameters()
+    single = LLMSynthorSynthesizer(Metadata.load_from_dict(
+        {'tables': {'t': {'columns': {'a': {'sdtype': 'categorical'}}}}})).get_parameters()
+    assert set(parameters) == set(single)
+    assert parameters['planner'] == 'statistical'
+    assert parameters['seed'] == 3
+    assert parameters['enforce_rounding'] is False
+    assert parameters['enforce_min_max_values'] is True
+    assert synthesizer.get_metadata().to_dict() == metadata.to_dict()
+
+
+def test_sample__batch_size_is_accepted_and_ignored(population):
+    """SDV's batch arguments are accepted; the households are the same as without them."""
+    # Setup
+    synthesizer, _ = population
+    synthesizer.reset_sampling()
+    plain = synthesizer.sample(num_rows=30)
+    synthesizer.reset_sampling()
+
+    # Run
+    batched = synthesizer.sample(num_rows=30, batch_size=7, max_tries_per_batch=2)
+
+    # Assert
+    assert len(batched['households']) == 30
+    for table in plain:
+        pd.testing.assert_frame_equal(plain[table], batched[table])
+
+
+def test_sample__rejects_a_num_rows_that_is_not_a_number(population):
+    """A string row count is refused with SDV's message, not a comparison error."""
+    # Setup
+    synthesizer, _ = population
+
+    # Run and Assert
+    message = "Invalid parameter for 'num_rows' (10). Please provide an integer that is greater"
+    with pytest.raises(SynthesizerInputError, match=re.escape(message)):
+        synthesizer.sample(num_rows='10')
+
+
+def test_fit__extra_column_raises_like_sdv():
+    """A column the metadata lacks is refused by SDV's own data validation."""
+    # Setup
+    data = _toy_population(num_households=10)
+    data['persons'] = data['persons'].assign(extra=1)
+    synthesizer = LLMSynthorMultiTableSynthesizer(_toy_metadata(), planner='statistical',
+                                                  verbose=False)
+
+    # Run and Assert
+    message = "The columns ['extra'] are not present in the metadata."
+    with pytest.raises(InvalidDataError, match=re.escape(message)):
+        synthesizer.fit(data)
+
+
+def test_fit__spec_mismatch_reports_the_json_path():
+    """A spec naming a column the metadata lacks fails with the JSON path of the problem."""
+    # Setup
+    spec = json.loads(POPULATION_SPEC.read_text())
+    spec['tables']['persons']['statistics'][0]['columns'] = ['shoe_size']
+    metadata = Metadata.load_from_json(str(POPULATION_METADATA))
+    synthesizer = LLMSynthorMultiTableSynthesizer(metadata, spec=spec, planner='statistical',
+                                                  verbose=False)
+
+    # Run and Assert
+    message = ("$.tables.persons.statistics[0].columns[0]: unknown column 'shoe_size' in table "
+               "'persons'.")
+    with pytest.raises(SpecValidationError, match=re.escape(message)):
+        synthesizer.fit()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sdv.cag import FixedCombinations, Inequality, Range
-from sdv.errors import SamplingError, SynthesizerInputError
+from sdv.errors import InvalidDataError, SamplingError, SynthesizerInputError
 from synth_fixtures import make_shop_data, make_shop_metadata
 
 from sdv_llmsynthor.errors import LibraryTopUpWarning, SpecValidationError
@@ -397,6 +397,8 @@ def test_sample__rejects_bad_num_rows(fitted_shop):
     assert empty.empty
     with pytest.raises(SynthesizerInputError, match=re.escape("Invalid value '2.5'")):
         synthesizer.sample(2.5)
+    with pytest.raises(SynthesizerInputError, match=re.escape("Invalid value '10'")):
+        synthesizer.sample('10')
 
 
 def test_sample_from_conditions__not_supported(fitted_shop):
@@ -457,3 +459,75 @@ def test_fit__token_budget_hands_over_to_the_statistical_planner(shop_data, shop
     assert history['llm_calls'].iloc[0] >= 1
     assert history['llm_calls'].iloc[-1] == history['llm_calls'].iloc[0]
     assert len(synthesizer.sample(120)['shop']) == 120
+
+
+def test_sample__batch_size_and_max_tries_are_accepted_and_ignored(fitted_shop):
+    """SDV's batch arguments are accepted; the sample is the same as without them."""
+    # Setup
+    synthesizer = fitted_shop[0]
+    synthesizer.reset_sampling()
+    plain = synthesizer.sample(num_rows=120)['shop']
+    synthesizer.reset_sampling()
+
+    # Run
+    batched = synthesizer.sample(num_rows=120, batch_size=50, max_tries_per_batch=3)['shop']
+
+    # Assert
+    assert len(batched) == 120
+    pd.testing.assert_frame_equal(plain, batched)
+
+
+def test_save_load__parameters_metadata_and_info_round_trip(fitted_shop, tmp_path):
+    """After save/load: same parameters, metadata, spec and fitted state."""
+    # Setup
+    synthesizer, _, shop_metadata = fitted_shop
+    path = tmp_path / 'shop.pkl'
+
+    # Run
+    synthesizer.save(path)
+    loaded = LLMSynthorSynthesizer.load(path)
+
+    # Assert
+    assert loaded.get_parameters() == synthesizer.get_parameters()
+    assert loaded.get_metadata().to_dict() == shop_metadata.to_dict()
+    assert loaded.get_spec().to_dict() == synthesizer.get_spec().to_dict()
+    assert loaded.get_info()['is_fit'] is True
+    assert loaded.get_info()['class_name'] == 'LLMSynthorSynthesizer'
+
+
+def test_fit__extra_column_raises_like_sdv(shop_data, shop_metadata):
+    """A column the metadata lacks is refused by SDV's own data validation, as in SDV."""
+    # Setup
+    synthesizer = LLMSynthorSynthesizer(shop_metadata, planner='statistical', verbose=False)
+    data = shop_data.assign(extra=1)
+
+    # Run and Assert
+    message = "The columns ['extra'] are not present in the metadata."
+    with pytest.raises(InvalidDataError, match=re.escape(message)):
+        synthesizer.fit({'shop': data})
+    with pytest.raises(InvalidDataError, match=re.escape(message)):
+        synthesizer.fit(data)
+    assert synthesizer.get_info()['is_fit'] is False
+
+
+def test_fit__spec_mismatch_lists_every_problem_with_its_json_path(shop_data, shop_metadata):
+    """Every mismatch between spec and metadata is reported at once, each with its JSON path."""
+    # Setup
+    spec = MacroSpec.from_data(shop_data, shop_metadata).to_dict()
+    spec['tables']['shop']['statistics'][0]['columns'] = ['no_such_column']
+    spec['tables']['elsewhere'] = spec['tables']['shop']
+    synthesizer = LLMSynthorSynthesizer(shop_metadata, spec=spec, planner='statistical',
+                                        verbose=False)
+
+    # Run
+    with pytest.raises(SpecValidationError) as error:
+        synthesizer.fit()
+
+    # Assert
+    paths = [where for where, _ in error.value.problems]
+    assert '$.tables.shop.statistics[0].columns[0]' in paths
+    assert '$.tables.elsewhere' in paths
+    message = ("$.tables.shop.statistics[0].columns[0]: unknown column 'no_such_column' in "
+               "table 'shop'.")
+    assert message in str(error.value)
+    assert synthesizer.get_info()['is_fit'] is False
