@@ -59,18 +59,24 @@ PAPER_ROWS = [
     ("'Gaussian' sampling (paper)", 65.4, 15.9, None, None),
 ]
 
+# Fit rounds generate ``rows_per_round`` rows in calls of ``batch_size``; sampling asks for
+# ``sample_batch_size`` rows per call (the prompt is evaluated once and then reused from the
+# llama.cpp cache, so sampling time is set by the completion tokens: larger calls only save the
+# per-call overhead). ``num_conditioning_rows`` (k) real rows go into every generator prompt.
 QUICK = {
     'target_rows': 200, 'synthia_budget_minutes': 10.0, 'epochs': 3,
+    'sample_batch_size': 25,
     'synthia': {
-        'max_rounds': 2, 'patience': 1, 'batch_size': 5, 'rows_per_round': 5,
-        'max_fit_tokens': 15_000,
+        'max_rounds': 2, 'patience': 1, 'batch_size': 10, 'rows_per_round': 10,
+        'max_fit_tokens': 15_000, 'num_conditioning_rows': 10,
     },
 }
 FULL = {
     'target_rows': 1000, 'synthia_budget_minutes': 20.0, 'epochs': 10,
+    'sample_batch_size': 25,
     'synthia': {
-        'max_rounds': 4, 'patience': 2, 'batch_size': 5, 'rows_per_round': 10,
-        'max_fit_tokens': 40_000,
+        'max_rounds': 3, 'patience': 2, 'batch_size': 10, 'rows_per_round': 10,
+        'max_fit_tokens': 40_000, 'num_conditioning_rows': 10,
     },
 }
 
@@ -124,27 +130,30 @@ def run_sdv_baseline(name, train, metadata, num_rows, seed, epochs):
     return rows, info
 
 
-def run_synthia(label, llm, train, metadata, target_rows, budget_seconds, seed, parameters):
+def run_synthia(label, llm, train, metadata, target_rows, budget_seconds, seed, parameters,
+                sample_batch_size=None, discriminator_llm=None):
     """Fit SYNTHIA, then sample in chunks until ``target_rows`` rows or the time budget."""
     from sdv.errors import SamplingError
 
     from sdv_llmsynthor.synthesizers.synthia import SynthiaSynthesizer
 
     synthesizer = SynthiaSynthesizer(
-        metadata, llm=llm, seed=seed, target_column=TARGET_COLUMN, **parameters,
+        metadata, llm=llm, discriminator_llm=discriminator_llm, seed=seed,
+        target_column=TARGET_COLUMN, **parameters,
     )
     start = time.perf_counter()
     synthesizer.fit({TABLE_NAME: train})
     fit_seconds = time.perf_counter() - start
     chunks, sampling_reports, error = [], [], None
-    chunk_rows = max(parameters.get('batch_size', 10), 10)
+    sample_batch_size = sample_batch_size or parameters.get('batch_size', 10)
+    chunk_rows = 2 * sample_batch_size
     start = time.perf_counter()
     while sum(len(c) for c in chunks) < target_rows:
         if time.perf_counter() - start > budget_seconds:
             break
         size = min(chunk_rows, target_rows - sum(len(c) for c in chunks))
         try:
-            chunks.append(synthesizer.sample(size)[TABLE_NAME])
+            chunks.append(synthesizer.sample(size, batch_size=sample_batch_size)[TABLE_NAME])
         except SamplingError as caught:
             error = str(caught)
             break
@@ -154,6 +163,7 @@ def run_synthia(label, llm, train, metadata, target_rows, budget_seconds, seed, 
               f'{time.perf_counter() - start:.0f} s', flush=True)
     sample_seconds = time.perf_counter() - start
     rows = pd.concat(chunks, ignore_index=True) if chunks else train.iloc[:0]
+    sample_usage = synthesizer.get_usage()['phases']['sample']
     usage = synthesizer.get_usage()
     generated = sum(r.get('generated_rows', 0) for r in sampling_reports)
     discarded = {}
@@ -167,13 +177,23 @@ def run_synthia(label, llm, train, metadata, target_rows, budget_seconds, seed, 
         'history': [
             {key: entry[key] for key in (
                 'round', 'num_generated', 'num_valid', 'num_exact_copies', 'num_near_copies',
-                'score', 'decision', 'feedback', 'discriminator_error', 'invalid_details',
+                'score', 'decision', 'feedback', 'feedback_source', 'discriminator_feedback',
+                'discriminator_error', 'invalid_details',
                 'tokens', 'seconds',
             )}
             for entry in synthesizer.get_history()
         ],
         'usage': usage,
         'sample_generated_rows': generated,
+        'sample_batch_size': sample_batch_size,
+        'sample_rows_per_second': len(rows) / sample_seconds if sample_seconds else None,
+        'sample_prompt_tokens_per_call': (
+            sample_usage['prompt_tokens'] / sample_usage['llm_calls']
+            if sample_usage['llm_calls'] else None
+        ),
+        'sample_completion_tokens_per_row': (
+            sample_usage['completion_tokens'] / generated if generated else None
+        ),
         'sample_discarded': discarded,
         'sampling_error': error,
         'model': usage.get('model'),
@@ -308,7 +328,10 @@ def write_markdown(result, path):
         for round_info in info['history']:
             feedback = (round_info['feedback'] or '').replace('|', '/').replace('\n', ' ')
             if round_info.get('discriminator_error'):
-                feedback = f"(discriminator reply unusable) {feedback}"
+                feedback = f"(discriminator reply unusable; analyzer feedback) {feedback}"
+            elif round_info.get('feedback_source') == 'analyzer':
+                said = (round_info.get('discriminator_feedback') or '').replace('|', '/')
+                feedback = f'(discriminator wrote "{said[:40]}"; analyzer feedback) {feedback}'
             copies = (
                 f"{round_info['num_exact_copies']}/"
                 f"{round_info['num_near_copies'] - round_info['num_exact_copies']}"
@@ -328,6 +351,16 @@ def write_markdown(result, path):
         usage = info['usage']
         seconds = info['fit_seconds'] + info['sample_seconds']
         tokens = usage.get('completion_tokens', 0)
+        if info.get('sample_rows_per_second') is not None:
+            lines.append(
+                f"- {name}, sampling speed: {info['sample_rows_per_second']:.3f} rows/s "
+                f"({info['sample_batch_size']} rows per LLM call, "
+                f"{_num(info.get('sample_prompt_tokens_per_call'), 0)} prompt tokens per call, "
+                f"{_num(info.get('sample_completion_tokens_per_row'), 1)} completion tokens per "
+                'row). llama.cpp reuses the evaluated prompt between identical calls, so the '
+                'completion tokens set the speed; on this shared CPU they come at the tokens/s '
+                'below.'
+            )
         lines.append(
             f"- {name}: {tokens} completion tokens in {seconds:.0f} s of fit and sampling "
             f'({tokens / max(seconds, 1e-9):.1f} tokens/s, prompts included in the time); '
@@ -379,16 +412,19 @@ def main(argv=None):
     metadata = Metadata.detect_from_dataframes({TABLE_NAME: train})
     methods = {}
 
+    # The discriminator gets its own llama.cpp context, so the generator's prompt stays cached
+    # between rounds (only the feedback at its end is evaluated again).
     synthia_models = [(
         'SYNTHIA, embedded SmolLM2-135M',
-        LocalLlamaClient(seed=args.seed, n_ctx=8192),
+        (LocalLlamaClient(seed=args.seed, n_ctx=8192), LocalLlamaClient(seed=args.seed)),
         {**settings['synthia'], 'row_format': 'array', 'max_feedback_chars': 160},
     )]
     if os.environ.get('LLMSYNTHOR_BASE_URL'):
         synthia_models.append((
             f"SYNTHIA, endpoint {os.environ.get('LLMSYNTHOR_MODEL', '')}".strip(),
-            'openai',
-            {**settings['synthia'], 'batch_size': 10, 'rows_per_round': 50},
+            ('openai', None),
+            {**settings['synthia'], 'batch_size': 10, 'rows_per_round': 50,
+             'num_conditioning_rows': 20},
         ))
     else:
         methods['SYNTHIA, OpenAI-compatible endpoint'] = {
@@ -396,10 +432,11 @@ def main(argv=None):
         }
 
     synthetic = {}
-    for label, llm, parameters in synthia_models:
+    for label, (llm, discriminator_llm), parameters in synthia_models:
         print(f'{label}: fit and sample (budget {budget_minutes} min)', flush=True)
         rows, info = run_synthia(
             label, llm, train, metadata, target_rows, budget_minutes * 60, args.seed, parameters,
+            sample_batch_size=settings['sample_batch_size'], discriminator_llm=discriminator_llm,
         )
         synthetic[label] = rows
         methods[label] = {'info': info}
@@ -439,6 +476,7 @@ def main(argv=None):
             'synthia_budget_minutes': budget_minutes, 'epochs': epochs,
             'num_train': len(train), 'num_test': len(test),
             'synthia': settings['synthia'],
+            'sample_batch_size': settings['sample_batch_size'],
         },
         'methods': methods,
     }

@@ -613,6 +613,22 @@ class AnalysisReport:
                 parts.append(f'absent: {shown}')
         return f"- {name} ({kind}, score {entry['score']:.2f}): " + '; '.join(parts)
 
+    def worst_columns_text(self, num_columns: int = 4) -> str:
+        """Return the diagnostics of the ``num_columns`` worst columns, one line each.
+
+        The short form of :meth:`summary_text`, for a prompt that must stay small.
+
+        Args:
+            num_columns (int):
+                How many columns, worst score first. Defaults to 4.
+
+        Returns:
+            str:
+                The lines (empty when no column was analyzed).
+        """
+        worst = sorted(self.columns, key=lambda entry: entry['score'])[: max(0, num_columns)]
+        return '\n'.join(self._column_line(entry) for entry in worst)
+
     def summary_text(self, max_lines: int = 30) -> str:
         """Return a compact text summary for an LLM prompt, worst columns first.
 

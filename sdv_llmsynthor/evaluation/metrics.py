@@ -494,6 +494,29 @@ class BaseMetric:
         return float(1.0 - fraction if cls.goal == 'minimize' else fraction)
 
 
+class FunctionMetric(BaseMetric):
+    """A metric computed by one function of ``(real_data, synthetic_data, **options)``.
+
+    Subclasses set ``function`` (wrapped in ``staticmethod``) and, when the function returns a
+    dict, ``result_key``: the entry that is the metric's value.
+
+    Attributes:
+        function (callable):
+            ``function(real_data, synthetic_data, **kwargs)``.
+        result_key (str or None):
+            The entry of the function's dict result to return; None returns the result.
+    """
+
+    function = None
+    result_key = None
+
+    @classmethod
+    def compute(cls, real_data, synthetic_data, **kwargs):
+        """Return ``function(real_data, synthetic_data, **kwargs)`` (its ``result_key`` entry)."""
+        result = cls.function(real_data, synthetic_data, **kwargs)
+        return result if cls.result_key is None else result[cls.result_key]
+
+
 class TVDistance(BaseMetric):
     """Total variation distance between the categories of a column (see :func:`tvd`)."""
 
@@ -537,18 +560,14 @@ class JointTVDistance(BaseMetric):
         return joint_tvd(real_data, synthetic_data, columns, bins=bins)
 
 
-class C2STGap(BaseMetric):
+class C2STGap(FunctionMetric):
     """Classifier two-sample test gap ``|accuracy - 0.5|`` (see :func:`c2st_gap`)."""
 
     name = 'C2ST Gap'
     goal = 'minimize'
     min_value = 0.0
     max_value = 0.5
-
-    @classmethod
-    def compute(cls, real_data, synthetic_data, **kwargs):
-        """Compute :func:`c2st_gap` (keyword arguments are passed on)."""
-        return c2st_gap(real_data, synthetic_data, **kwargs)
+    function = staticmethod(c2st_gap)
 
 
 class DownstreamAccuracy(BaseMetric):

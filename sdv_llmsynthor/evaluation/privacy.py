@@ -34,7 +34,7 @@ from sdv_llmsynthor.analysis.analyzer import (
     numeric_values,
 )
 from sdv_llmsynthor.errors import EvaluationError
-from sdv_llmsynthor.evaluation.metrics import BaseMetric
+from sdv_llmsynthor.evaluation.metrics import FunctionMetric
 
 __all__ = [
     'AlphaPrecision',
@@ -398,21 +398,23 @@ def c2st_detection(
     return float(score)
 
 
-class AlphaPrecision(BaseMetric):
-    """Integrated alpha-precision (see :func:`alpha_precision_beta_recall`); 1 is best."""
+class _ScoreInUnitInterval(FunctionMetric):
+    """A metric in [0, 1] for which higher is better."""
 
-    name = 'Alpha Precision'
     goal = 'maximize'
     min_value = 0.0
     max_value = 1.0
 
-    @classmethod
-    def compute(cls, real_data, synthetic_data, **kwargs):
-        """Compute the integrated alpha-precision (keyword arguments are passed on)."""
-        return alpha_precision_beta_recall(real_data, synthetic_data, **kwargs)['alpha_precision']
+
+class AlphaPrecision(_ScoreInUnitInterval):
+    """Integrated alpha-precision (see :func:`alpha_precision_beta_recall`); 1 is best."""
+
+    name = 'Alpha Precision'
+    function = staticmethod(alpha_precision_beta_recall)
+    result_key = 'alpha_precision'
 
 
-class BetaRecall(BaseMetric):
+class BetaRecall(_ScoreInUnitInterval):
     """Integrated beta-recall (see :func:`alpha_precision_beta_recall`); about 0.5 is ideal.
 
     Higher is better up to the ceiling of the estimator (about 0.5 for a perfect generator at
@@ -420,28 +422,15 @@ class BetaRecall(BaseMetric):
     """
 
     name = 'Beta Recall'
-    goal = 'maximize'
-    min_value = 0.0
-    max_value = 1.0
-
-    @classmethod
-    def compute(cls, real_data, synthetic_data, **kwargs):
-        """Compute the integrated beta-recall (keyword arguments are passed on)."""
-        return alpha_precision_beta_recall(real_data, synthetic_data, **kwargs)['beta_recall']
+    function = staticmethod(alpha_precision_beta_recall)
+    result_key = 'beta_recall'
 
 
-class DetectionScore(BaseMetric):
+class DetectionScore(_ScoreInUnitInterval):
     """SDMetrics' logistic detection score (see :func:`c2st_detection`); 1 is best.
 
     The DCR share has no class here: its ideal is 0.5, neither a minimum nor a maximum.
     """
 
     name = 'Logistic Detection (C2ST)'
-    goal = 'maximize'
-    min_value = 0.0
-    max_value = 1.0
-
-    @classmethod
-    def compute(cls, real_data, synthetic_data, **kwargs):
-        """Compute :func:`c2st_detection` (keyword arguments are passed on)."""
-        return c2st_detection(real_data, synthetic_data, **kwargs)
+    function = staticmethod(c2st_detection)

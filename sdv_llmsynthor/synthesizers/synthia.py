@@ -12,8 +12,12 @@ The method of papers/004 (Algorithm 1), for users who have real rows:
    reason. The :class:`~sdv_llmsynthor.analysis.StatisticalAnalyzer` compares the valid rows
    with the real ones (KS, chi-squared, KL/JS, coverage, correlations, copies of real rows).
 4. The discriminator LLM reads those diagnostics with small real and synthetic samples and
-   answers ``{"feedback": ..., "decision": "Real" | "Synthetic"}``; the feedback goes into the
-   next generator prompt.
+   answers ``{"feedback": ..., "decision": "Real" | "Synthetic"}`` (two schema fields; the
+   feedback must be a sentence of at least 10 characters). The feedback ``F_t`` of this round
+   replaces the previous one in the next generator prompt, ``P = U(M, X_sub, F_t)``. Feedback
+   that is only decision words or shorter than three words (a small model sometimes writes
+   ``"Real"`` there), or a reply that could not be parsed, is replaced by one sentence from the
+   analyzer naming the worst columns; the history keeps both (``feedback_source``).
 5. The loop stops when the discriminator says ``Real``, after ``patience`` rounds without
    improvement of the analyzer's score, at ``max_rounds`` or at the ``max_fit_tokens`` budget.
    Every round's diagnostics, feedback and decision are kept (:meth:`get_history`).
@@ -27,10 +31,10 @@ Differences from the paper, on purpose:
 - the metadata encodings are computed by code (exact, and free) instead of asked from the LLM;
 - the discriminator answers analysis and decision in one structured call
   (``{"feedback", "decision"}``) instead of a free-text analysis followed by a decision;
-- by default the generator prompt also carries the analyzer's compact findings next to the
-  discriminator's feedback (``feedback_with_diagnostics``), which keeps the loop informative
-  when the discriminator is a small model. Set it to False for the paper's
-  ``U(M, X_sub, F_t)`` exactly;
+- by default the generator prompt also carries the analyzer's findings on the four worst
+  columns next to the discriminator's feedback (``feedback_with_diagnostics``), which keeps
+  the loop informative when the discriminator is a small model. Set it to False for the
+  paper's ``U(M, X_sub, F_t)`` exactly;
 - with a grammar-constrained local model, numeric values are written as digit strings whose
   pattern only matches the fitted range (``numeric_format``), because such models follow
   patterns and enums but not ``minimum``/``maximum``.
@@ -75,6 +79,9 @@ __all__ = ['SynthiaSynthesizer']
 
 DECISIONS = ('Real', 'Synthetic')
 _MAX_CATEGORIES_SHOWN = 12
+_PATTERN_CATEGORIES_SHOWN = 3
+_MIN_FEEDBACK_CHARS = 10
+_GENERATOR_FINDINGS_COLUMNS = 4
 _DEFAULT_DATETIME_FORMAT = '%Y-%m-%d %H:%M:%S'
 
 _GENERATOR_SYSTEM = (
@@ -232,6 +239,37 @@ def _to_csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator='\n').strip()
 
 
+_NO_VALID_ROWS_FEEDBACK = (
+    'None of the rows were valid; follow the column types, ranges and categories exactly.'
+)
+
+
+def _is_usable_feedback(feedback: str) -> bool:
+    """Whether discriminator feedback says something beyond a decision word.
+
+    A small model sometimes writes the decision (``"Real"``) or a fragment into the feedback
+    field; such feedback gives the generator nothing to act on.
+    """
+    words = [word.strip('.,;:!"\'') for word in str(feedback).split()]
+    words = [word for word in words if word]
+    if len(words) < 3:
+        return False
+    return {word.lower() for word in words} - {d.lower() for d in DECISIONS} - {'data'} != set()
+
+
+def _analyzer_feedback(report) -> str:
+    """One feedback sentence from the analyzer's worst columns (used when the discriminator's
+    feedback is unusable)."""
+    worst = sorted(report.columns, key=lambda entry: entry['score'])[:3]
+    if not worst:
+        return _NO_VALID_ROWS_FEEDBACK
+    names = ', '.join(entry['column'] for entry in worst)
+    return (
+        f'The columns {names} deviate most from the real data: match their real ranges, '
+        'category shares and spread.'
+    )
+
+
 class SynthiaSynthesizer(BaseSingleTableSynthesizer):
     """SYNTHIA: LLM generator and LLM discriminator guided by a statistical analyzer.
 
@@ -244,7 +282,10 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             ``OpenAICompatibleClient`` arguments, or None (an endpoint configured in the
             environment, else the embedded model). See ``sdv_llmsynthor.llm.resolve_llm``.
         discriminator_llm (LLMClient, str, dict or None):
-            The discriminator model, same forms. None uses the generator's client.
+            The discriminator model, same forms. None uses the generator's client. With the
+            embedded model, a second ``LocalLlamaClient`` here keeps the generator's prompt in
+            its own llama.cpp context between rounds (only the changed end of the prompt is
+            evaluated again), at the memory cost of a second copy of the model.
         num_conditioning_rows (int):
             Size ``k`` of the stratified real subsample shown in the generator prompt.
             Defaults to 20.
@@ -285,8 +326,10 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             Completion-token allowance per generated row. None estimates it from the columns.
         row_format (str):
             How the generator writes rows: ``'object'`` (one JSON object per row, keyed by
-            column name) or ``'array'`` (one JSON array of values in column order, about half
-            the tokens; useful with small local models). Defaults to ``'object'``.
+            column name), ``'array'`` (one JSON array of values in column order, about half
+            the tokens) or ``'auto'`` (``'array'`` for the embedded llama.cpp model, whose
+            grammar enforces the column order and whose speed is set by the tokens it writes;
+            ``'object'`` otherwise). Defaults to ``'auto'``.
         numeric_format (str):
             How numeric values are constrained in the generator's JSON schema: ``'number'``
             (JSON integer/number types; ranges checked by code afterwards), ``'pattern'``
@@ -326,7 +369,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         discriminator_sample_rows=5,
         max_concurrency=None,
         max_tokens_per_row=None,
-        row_format='object',
+        row_format='auto',
         numeric_format='auto',
         max_feedback_chars=200,
         seed=0,
@@ -365,6 +408,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         self._generator_client = None
         self._discriminator_client = None
         self._numeric_format = 'number'
+        self._row_format = 'object'
         self._specs = []
         self._conditioning_rows = None
         self._history = []
@@ -390,6 +434,13 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         state = self.__dict__.copy()
         state['_secrets'] = {}
         return state
+
+    def __setstate__(self, state):
+        # Files saved before 'row_format' could be 'auto' hold no resolved row format.
+        if '_row_format' not in state:
+            row_format = state.get('row_format')
+            state['_row_format'] = row_format if row_format in ('object', 'array') else 'object'
+        self.__dict__.update(state)
 
     def set_llm(self, llm, discriminator_llm=None):
         """Replace the generator (and discriminator) model, e.g. after ``load``.
@@ -423,12 +474,20 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 else resolve('discriminator_llm')
             )
 
+    def _uses_embedded_model(self):
+        from sdv_llmsynthor.llm.local import LocalLlamaClient
+
+        return isinstance(self._generator_client, LocalLlamaClient)
+
+    def _resolve_row_format(self):
+        if self.row_format != 'auto':
+            return self.row_format
+        return 'array' if self._uses_embedded_model() else 'object'
+
     def _resolve_numeric_format(self):
         if self.numeric_format != 'auto':
             return self.numeric_format
-        from sdv_llmsynthor.llm.local import LocalLlamaClient
-
-        return 'pattern' if isinstance(self._generator_client, LocalLlamaClient) else 'number'
+        return 'pattern' if self._uses_embedded_model() else 'number'
 
     def _check_parameters(self, columns):
         problems = []
@@ -469,9 +528,9 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 "The 'numeric_format' parameter must be 'auto', 'number' or 'pattern'. "
                 f'Got {self.numeric_format!r} instead.'
             )
-        if self.row_format not in ('object', 'array'):
+        if self.row_format not in ('auto', 'object', 'array'):
             problems.append(
-                "The 'row_format' parameter must be 'object' or 'array'. "
+                "The 'row_format' parameter must be 'auto', 'object' or 'array'. "
                 f'Got {self.row_format!r} instead.'
             )
         if self.target_column is not None and self.target_column not in columns:
@@ -582,7 +641,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 else:
                     part = r'-?\d+(\.\d+)?'
             elif spec.kind == 'categorical':
-                shown = [str(c) for c in spec.categories[:6]]
+                shown = [str(c) for c in spec.categories[:_PATTERN_CATEGORIES_SHOWN]]
                 more = len(spec.categories) - len(shown)
                 part = '(' + '|'.join(shown) + (f'|...{more} more' if more > 0 else '') + ')'
             elif spec.kind == 'datetime':
@@ -668,7 +727,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
     # ----------------------------------------------------------------------------------------
     def _batch_schema(self, num_rows):
         specs = self._generated_specs()
-        if self.row_format == 'array':
+        if self._row_format == 'array':
             row = {
                 'type': 'array',
                 'prefixItems': [spec.json_schema(self._numeric_format) for spec in specs],
@@ -699,7 +758,11 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         return {
             'type': 'object',
             'properties': {
-                'feedback': {'type': 'string', 'maxLength': int(self.max_feedback_chars)},
+                'feedback': {
+                    'type': 'string',
+                    'minLength': min(_MIN_FEEDBACK_CHARS, int(self.max_feedback_chars)),
+                    'maxLength': int(self.max_feedback_chars),
+                },
                 'decision': {'enum': list(DECISIONS)},
             },
             'required': ['feedback', 'decision'],
@@ -707,21 +770,34 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         }
 
     def _tokens_per_row(self):
+        """An upper estimate of the completion tokens of one row, from the fitted metadata.
+
+        Digits count as one token each (as in the tokenizers of small models), words as one
+        token per two characters, and every value pays for its quotes and separator.
+        """
         if self.max_tokens_per_row is not None:
             return int(self.max_tokens_per_row)
         total = 4
         for spec in self._generated_specs():
             if spec.kind == 'numerical':
-                width = max(len(_format_number(spec.low)), len(_format_number(spec.high))) + 4
+                largest = max(abs(spec.low or 0), abs(spec.high or 0))
+                value = len(str(int(largest))) + (1 if (spec.low or 0) < 0 else 0)
+                if not spec.integer:
+                    value += 1 + max(1, spec.decimals or 1)
             elif spec.kind == 'categorical':
-                width = max([len(str(c)) for c in spec.categories] + [4])
+                value = math.ceil(max([len(str(c)) for c in spec.categories] + [4]) / 2)
             elif spec.kind == 'datetime':
-                width = 22
+                value = len(pd.Timestamp(0).strftime(spec.datetime_format or
+                                                     _DEFAULT_DATETIME_FORMAT))
             else:
-                width = 24
-            key = 0 if self.row_format == 'array' else 3 + math.ceil(len(spec.name) / 2)
-            total += 2 + key + math.ceil(width / 2)
-        return total
+                value = 24
+            key = 0 if self._row_format == 'array' else 3 + math.ceil(len(spec.name) / 2)
+            total += 3 + key + value
+        return math.ceil(1.25 * total)
+
+    def _max_tokens(self, num_rows):
+        """The completion-token allowance of a call asking for ``num_rows`` rows."""
+        return num_rows * self._tokens_per_row() + 16
 
     def _generator_messages(self, context, num_rows):
         """The prompt ``U(M, X_sub, F)``: metadata, examples, then feedback and the request."""
@@ -750,7 +826,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             parts.append('Statistical findings on your previous rows:')
             parts.append(findings)
         keys = ', '.join(s.name for s in specs)
-        if self.row_format == 'array':
+        if self._row_format == 'array':
             shape = f'each row an array of {len(specs)} values in this column order: {keys}'
         else:
             shape = f'each row an object with the keys {keys}'
@@ -928,10 +1004,14 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             totals['cached_calls'] += usage.cached_calls
         return totals
 
-    def _generate_batches(self, messages, num_batches, seed_base):
-        """Run ``num_batches`` generator calls in parallel; return raw rows and failures."""
-        schema = self._batch_schema(self.batch_size)
-        max_tokens = self.batch_size * self._tokens_per_row() + 32
+    def _generate_batches(self, messages, num_batches, seed_base, num_rows=None):
+        """Run ``num_batches`` calls of ``num_rows`` rows in parallel; return rows and failures.
+
+        ``num_rows`` defaults to ``batch_size``; ``messages`` must ask for that many rows.
+        """
+        num_rows = self.batch_size if num_rows is None else num_rows
+        schema = self._batch_schema(num_rows)
+        max_tokens = self._max_tokens(num_rows)
         requests = [
             (messages, schema, {
                 'temperature': self.temperature, 'max_tokens': max_tokens,
@@ -998,6 +1078,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         self._fitted = False
         self._resolve_clients()
         self._numeric_format = self._resolve_numeric_format()
+        self._row_format = self._resolve_row_format()
         start = time.perf_counter()
         before = self._tracker_totals()
         rng = np.random.default_rng(self.seed)
@@ -1067,6 +1148,11 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             feedback, decision, discriminator_error = self._discriminate(
                 real_rows, frame, statistics, rng, round_number
             )
+            feedback_source = 'discriminator'
+            if discriminator_error is not None or not _is_usable_feedback(feedback):
+                feedback_source = 'analyzer'
+                discriminator_feedback = feedback
+                feedback = _analyzer_feedback(report)
             improved = report.score > best_score + self.min_improvement
             if improved:
                 best_score, best_context, best_round = report.score, copy.deepcopy(context), \
@@ -1090,6 +1176,10 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 'diagnostics': report.to_dict(),
                 'summary': statistics,
                 'feedback': feedback,
+                'feedback_source': feedback_source,
+                'discriminator_feedback': (
+                    feedback if feedback_source == 'discriminator' else discriminator_feedback
+                ),
                 'decision': decision,
                 'discriminator_error': discriminator_error,
                 'prompt_feedback': list(context['feedback']),
@@ -1111,10 +1201,11 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             ):
                 stop_reason = 'token_budget'
                 break
-            # P <- U(M, X_sub, F_t): the feedback (and findings) of this round shape the next.
+            # P <- U(M, X_sub, F_t): the feedback of this round (and the analyzer's findings on
+            # its worst columns) replaces that of the previous round in the next prompt.
             context = {
-                'feedback': (context['feedback'] + [feedback])[-3:],
-                'findings': report.summary_text(max_lines=10),
+                'feedback': [feedback],
+                'findings': report.worst_columns_text(_GENERATOR_FINDINGS_COLUMNS),
             }
 
         self._final_context = best_context
@@ -1138,10 +1229,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
     def _discriminate(self, real_rows, frame, statistics, rng, round_number):
         """Ask the discriminator; return ``(feedback, decision, error)``."""
         if not len(frame):
-            return (
-                'None of the rows were valid; follow the column types, ranges and categories '
-                'exactly.', 'Synthetic', None,
-            )
+            return _NO_VALID_ROWS_FEEDBACK, 'Synthetic', None
         size = self.discriminator_sample_rows
         real_sample = real_rows.iloc[
             np.sort(rng.choice(len(real_rows), size=min(size, len(real_rows)), replace=False))
@@ -1155,10 +1243,7 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
             )
         except LLMOutputError as error:
             self._discriminator_client.usage.record_discard(error.discard_reason)
-            return (
-                'Move the columns with the lowest scores toward the real distributions.',
-                'Synthetic', f'{type(error).__name__}: {error}'[:300],
-            )
+            return '', 'Synthetic', f'{type(error).__name__}: {error}'[:300]
         feedback = str(response.data.get('feedback', '')).strip()[: int(self.max_feedback_chars)]
         return feedback, response.data.get('decision', 'Synthetic'), None
 
@@ -1239,7 +1324,6 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
         num_accepted = 0
         needed_batches = max(1, math.ceil(num_rows / self.batch_size))
         max_batches = max(1, int(max_tries_per_batch)) * needed_batches
-        messages = self._generator_messages(self._final_context, self.batch_size)
         acceptance = min(1.0, max(self._acceptance_rate or 0.0, 0.1))
         concurrency = self.max_concurrency or self._generator_client.max_concurrency or 1
         try:
@@ -1247,13 +1331,20 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 remaining_batches = max_batches - report['llm_batches']
                 if remaining_batches <= 0:
                     raise SamplingError(self._sampling_failure(num_rows, num_accepted, report))
-                needed = math.ceil((num_rows - num_accepted) / (self.batch_size * acceptance))
+                rows_needed = math.ceil((num_rows - num_accepted) / acceptance)
                 # Waves of at most twice the concurrency: overshoot stays small when the
-                # acceptance estimate is pessimistic.
+                # acceptance estimate is pessimistic. The calls of a wave share the rows still
+                # needed, so the last wave asks for fewer rows than batch_size (the request is
+                # at the end of the prompt: a cached prompt is only evaluated again there).
+                needed = math.ceil(rows_needed / self.batch_size)
                 num_batches = max(1, min(needed, remaining_batches, 2 * concurrency))
+                call_rows = max(1, min(self.batch_size, math.ceil(rows_needed / num_batches)))
+                messages = self._generator_messages(self._final_context, call_rows)
                 seed_base = self.seed + 1_000_000 + self._sample_counter
                 self._sample_counter += num_batches
-                raw_rows, failures = self._generate_batches(messages, num_batches, seed_base)
+                raw_rows, failures = self._generate_batches(
+                    messages, num_batches, seed_base, call_rows
+                )
                 report['llm_batches'] += num_batches
                 report['failed_batches'].update(failures)
                 report['generated_rows'] += len(raw_rows)
@@ -1309,7 +1400,10 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 ``invalid_rows`` (by reason), ``invalid_details`` (by ``reason:column``),
                 ``failed_batches``, ``num_exact_copies``, ``num_near_copies``, ``score``,
                 ``improved``, ``diagnostics`` (the analyzer report as a dict), ``summary``
-                (the statistics text the discriminator read), ``feedback``, ``decision``,
+                (the statistics text the discriminator read), ``feedback`` (what the next
+                generator prompt carries), ``feedback_source`` (``'discriminator'``, or
+                ``'analyzer'`` when the discriminator's feedback was unusable),
+                ``discriminator_feedback`` (what the discriminator wrote), ``decision``,
                 ``discriminator_error``, ``prompt_feedback`` (the feedback in that round's
                 generator prompt), ``llm_calls``, ``tokens`` and ``seconds``.
         """
@@ -1375,7 +1469,8 @@ class SynthiaSynthesizer(BaseSingleTableSynthesizer):
                 discarded = Counter(usage['discarded'])
                 discarded.update(extra['discarded'])
                 usage['discarded'] = dict(sorted(discarded.items()))
-                usage['model'] = f"{usage['model']} + {extra['model']}"
+                if extra['model'] != usage['model']:
+                    usage['model'] = f"{usage['model']} + {extra['model']}"
                 if usage['cost'] is not None or extra['cost'] is not None:
                     usage['cost'] = (usage['cost'] or 0.0) + (extra['cost'] or 0.0)
         usage['phases'] = {phase: dict(counts) for phase, counts in self._phase_usage.items()}

@@ -1,5 +1,7 @@
 """SYNTHIA end to end with the embedded model (real inference, no mock), kept tiny: 3 columns,
-2-row batches, one round."""
+2-row batches, one round. The embedded model writes rows as arrays (``row_format='auto'``) and
+numbers as digit strings whose pattern only matches the fitted range (``numeric_format='auto'``
+resolves to ``'pattern'``)."""
 
 import importlib.util
 import warnings
@@ -41,19 +43,27 @@ def test_synthia__fit_and_sample_with_the_embedded_model():
         warnings.simplefilter('ignore', UserWarning)
         synthesizer = SynthiaSynthesizer(
             metadata, llm=client, max_rounds=1, batch_size=2, num_conditioning_rows=4,
-            discriminator_sample_rows=2, max_feedback_chars=40, row_format='array',
+            discriminator_sample_rows=2, max_feedback_chars=40,
         )
         synthesizer.fit(data)
         table = synthesizer.sample(2, max_tries_per_batch=20)['adults']
 
     # Assert
+    assert synthesizer._row_format == 'array'
+    assert synthesizer._numeric_format == 'pattern'
     history = synthesizer.get_history()
     assert len(history) == 1
     assert history[0]['decision'] in ('Real', 'Synthetic')
+    assert history[0]['feedback_source'] in ('discriminator', 'analyzer')
+    assert len(history[0]['feedback'].split()) >= 3
     assert history[0]['num_generated'] == 4
     assert len(table) == 2
     assert list(table.columns) == ['age', 'hours_per_week', 'sex']
+    assert table['age'].dtype.kind == 'i'
     assert table['age'].between(data['age'].min(), data['age'].max()).all()
+    assert table['hours_per_week'].between(
+        data['hours_per_week'].min(), data['hours_per_week'].max()
+    ).all()
     assert set(table['sex']) <= {'Male', 'Female'}
     usage = synthesizer.get_usage()
     assert usage['phases']['fit']['completion_tokens'] > 0

@@ -88,6 +88,42 @@ def test_analyze__chi_squared_on_known_counts():
     assert entry['deviations'][0]['real_share'] == pytest.approx(0.5)
 
 
+def test_analyze__kl_and_js_on_known_shares():
+    # Setup
+    real = pd.DataFrame({'c': ['a'] * 500 + ['b'] * 500})
+    synthetic = pd.DataFrame({'c': ['a'] * 70 + ['b'] * 30})
+    analyzer = StatisticalAnalyzer(smoothing=0.0, check_privacy=False)
+
+    # Run
+    entry = _entry(analyzer.analyze(real, synthetic), 'c')
+
+    # Assert
+    kl = 0.5 * np.log(0.5 / 0.7) + 0.5 * np.log(0.5 / 0.3)
+    p, q, m = np.array([0.5, 0.5]), np.array([0.7, 0.3]), np.array([0.6, 0.4])
+    js_bits = (0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))) / np.log(2)
+    assert entry['kl_divergence'] == pytest.approx(kl)
+    assert entry['js_divergence'] == pytest.approx(js_bits)
+    assert entry['category_coverage'] == 1.0
+
+
+def test_report__worst_columns_text_lists_the_lowest_scores_first():
+    # Setup
+    real = _mixed_table()
+    synthetic = real.copy()
+    synthetic['color'] = 'red'
+    synthetic['age'] = synthetic['age'] + 30
+    report = StatisticalAnalyzer(check_privacy=False).analyze(real, synthetic)
+
+    # Run
+    text = report.worst_columns_text(2)
+
+    # Assert
+    lines = text.splitlines()
+    assert len(lines) == 2
+    assert {line.split(' ')[1] for line in lines} == {'color', 'age'}
+    assert report.worst_columns_text(0) == ''
+
+
 def test_analyze__disjoint_categories_have_js_one():
     # Setup
     real = pd.DataFrame({'c': ['a', 'b'] * 10})

@@ -1,4 +1,5 @@
 import json
+import math
 import pickle
 import re
 import warnings
@@ -264,7 +265,7 @@ def test_fit__invalid_parameters_raise():
     # Run and Assert
     message = (
         "The 'batch_size' parameter must be a positive integer. Got 0 instead.\n"
-        "The 'row_format' parameter must be 'object' or 'array'. Got 'csv' instead."
+        "The 'row_format' parameter must be 'auto', 'object' or 'array'. Got 'csv' instead."
     )
     with pytest.raises(SynthesizerInputError, match=re.escape(message)):
         synthesizer.fit(data)
@@ -601,3 +602,151 @@ def test_fit__pattern_numbers_match_exactly_the_fitted_range():
     assert table['age'].dtype == np.int64
     assert len(table) == 5
     assert 'Write numbers as strings of digits' in client.calls[0]['messages'][-1]['content']
+
+
+def test_fit__discriminator_schema_keeps_feedback_and_decision_apart():
+    # Run
+    _, client = _fit(max_rounds=1, batch_size=5, max_feedback_chars=150)
+
+    # Assert
+    schema = next(c for c in client.calls if not _is_generator_request(c['schema']))['schema']
+    assert list(schema['properties']) == ['feedback', 'decision']
+    assert schema['properties']['feedback'] == {
+        'type': 'string', 'minLength': 10, 'maxLength': 150,
+    }
+    assert schema['required'] == ['feedback', 'decision']
+
+
+@pytest.mark.parametrize('reply', ['Synthetic data: Real.', 'Real real real', 'Fine rows.'])
+def test_fit__decision_words_as_feedback_are_replaced_by_the_analyzer(reply):
+    # Run
+    synthesizer, client = _fit(
+        responses=_responder(_random_rows, feedback=reply),
+        max_rounds=2, patience=5, batch_size=5, rows_per_round=5,
+    )
+
+    # Assert
+    first = synthesizer.get_history()[0]
+    assert first['decision'] == 'Synthetic'
+    assert first['feedback_source'] == 'analyzer'
+    assert first['discriminator_feedback'] == reply
+    assert first['feedback'].startswith('The columns ')
+    worst = min(first['diagnostics']['columns'], key=lambda entry: entry['score'])['column']
+    assert worst in first['feedback']
+    second_prompt = [
+        call['messages'][-1]['content'] for call in client.calls
+        if _is_generator_request(call['schema'])
+    ][1]
+    assert first['feedback'] in second_prompt
+    assert reply not in second_prompt
+
+
+def test_fit__usable_feedback_comes_from_the_discriminator():
+    # Run
+    synthesizer, _ = _fit(max_rounds=1, batch_size=5)
+
+    # Assert
+    entry = synthesizer.get_history()[0]
+    assert entry['feedback_source'] == 'discriminator'
+    assert entry['feedback'] == entry['discriminator_feedback'] == 'Add more blue rows.'
+
+
+def test_fit__prompt_carries_only_the_latest_feedback_and_the_worst_columns():
+    # Setup
+    replies = iter(['First feedback about red rows.', 'Second feedback about blue rows.'])
+
+    def respond(messages, schema, params):
+        if _is_generator_request(schema):
+            return {'rows': _random_rows(params['seed'], schema['properties']['rows']['minItems'])}
+        return {'feedback': next(replies, 'Later feedback on the rows.'), 'decision': 'Synthetic'}
+
+    # Run
+    synthesizer, client = _fit(
+        responses=respond, max_rounds=3, patience=5, batch_size=5, rows_per_round=5,
+    )
+
+    # Assert
+    third_prompt = [
+        call['messages'][-1]['content'] for call in client.calls
+        if _is_generator_request(call['schema'])
+    ][2]
+    assert 'Second feedback about blue rows.' in third_prompt
+    assert 'First feedback about red rows.' not in third_prompt
+    findings = third_prompt.split('Statistical findings on your previous rows:\n')[1]
+    findings = findings.split('\nWrite ')[0].splitlines()
+    assert len(findings) == 4
+    assert all(line.startswith('- ') for line in findings)
+    assert synthesizer.get_history()[2]['prompt_feedback'] == ['Second feedback about blue rows.']
+
+
+def test_sample__max_tokens_are_sized_to_the_rows_asked():
+    # Setup
+    synthesizer, client = _fit(max_rounds=1, batch_size=5)
+    per_row = synthesizer._tokens_per_row()
+    client.calls.clear()
+
+    # Run
+    synthesizer.sample(14, batch_size=7)
+
+    # Assert
+    rows_schema = client.calls[0]['schema']['properties']['rows']
+    assert rows_schema['minItems'] == rows_schema['maxItems'] == 7
+    assert {call['params']['max_tokens'] for call in client.calls} == {7 * per_row + 16}
+    assert synthesizer.batch_size == 5
+
+
+def test_tokens_per_row__counts_digits_and_column_names():
+    # Setup
+    data = pd.DataFrame({'amount': [0, 123456] * 10, 'kind': ['ab', 'abcdefgh'] * 10})
+    metadata = _metadata(data)
+    metadata.update_column('amount', sdtype='numerical')
+    metadata.update_column('kind', sdtype='categorical')
+    synthesizer = SynthiaSynthesizer(metadata, llm=ScriptedClient([]))
+    synthesizer._specs = synthesizer._build_specs(data)
+    synthesizer._row_format = 'array'
+
+    # Run
+    array_tokens = synthesizer._tokens_per_row()
+    synthesizer._row_format = 'object'
+    object_tokens = synthesizer._tokens_per_row()
+
+    # Assert
+    # array: 4 + (3 + 6 digits) + (3 + ceil(8 / 2)) = 20, times 1.25
+    assert array_tokens == 25
+    # object adds 3 + ceil(len(name) / 2) per column: 6 + 5 = 11 -> 31 * 1.25
+    assert object_tokens == math.ceil(31 * 1.25)
+
+
+def test_fit__row_format_auto_writes_objects_for_endpoints_and_arrays_for_the_embedded_model(
+        monkeypatch):
+    # Run
+    endpoint, endpoint_client = _fit(max_rounds=1, batch_size=5)
+    monkeypatch.setattr(SynthiaSynthesizer, '_uses_embedded_model', lambda self: True)
+    embedded, embedded_client = _fit(
+        responses=_responder(lambda seed, size: [
+            list(row.values()) for row in _random_rows(seed, size)
+        ]),
+        max_rounds=1, batch_size=5, numeric_format='number',
+    )
+
+    # Assert
+    assert endpoint_client.calls[0]['schema']['properties']['rows']['items']['type'] == 'object'
+    assert embedded_client.calls[0]['schema']['properties']['rows']['items']['type'] == 'array'
+    assert embedded.get_history()[0]['num_valid'] == 10
+    assert 'each row an array of 4 values' in embedded.get_generator_prompt()[-1]['content']
+
+
+def test_sample__last_wave_asks_only_for_the_rows_still_needed():
+    # Setup
+    synthesizer, client = _fit(max_rounds=1, batch_size=5)
+    client.calls.clear()
+
+    # Run
+    table = synthesizer.sample(12)['people']
+
+    # Assert
+    sizes = [call['schema']['properties']['rows']['minItems'] for call in client.calls]
+    assert sizes == [5, 5, 2]
+    assert 'Write 2 new rows' in client.calls[-1]['messages'][-1]['content']
+    assert client.calls[-1]['params']['max_tokens'] == synthesizer._max_tokens(2)
+    assert synthesizer.get_sampling_report()['generated_rows'] == len(table) == 12
