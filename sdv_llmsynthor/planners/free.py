@@ -12,7 +12,6 @@ statistical planner completes the iteration's anchors instead.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -24,14 +23,13 @@ from sdv_llmsynthor.llm.prompts import (
     meta_key,
     record_schema,
 )
-from sdv_llmsynthor.planners.anchored import estimate_reply_tokens
-from sdv_llmsynthor.planners.base import HouseholdProposal, Planner, PlannerState, Proposal
+from sdv_llmsynthor.planners.base import HouseholdProposal, PlannerState, Proposal
+from sdv_llmsynthor.planners.llm_planner import LLMPlanner, valid_items
 from sdv_llmsynthor.planners.repair import (
     HouseholdKeys,
     RejectedProposal,
     TableView,
     build_table_view,
-    call_llm,
     repair_household,
 )
 
@@ -74,7 +72,7 @@ def guidance_lines(discrepancy: Any, joint: bool, k: int = 10,
     return lines
 
 
-class FreeLLMPlanner(Planner):
+class FreeLLMPlanner(LLMPlanner):
     """The paper's proposal prompt: the LLM plans values, ranges and counts itself.
 
     Args:
@@ -86,7 +84,9 @@ class FreeLLMPlanner(Planner):
         temperature (float):
             Sampling temperature. Defaults to 0.8.
         max_tokens (int or None):
-            Completion tokens per call. Defaults to an estimate from the schema.
+            Upper limit of the completion tokens of one call. Each call asks for what its
+            reply needs (proposals x columns, estimated from the reply's schema, plus a
+            margin), capped by this. Defaults to no cap.
         guidance_cells (int):
             Discrepancy lines per guidance (joint and marginal). Defaults to 10.
         dependency_groups (list of list of str or None):
@@ -94,7 +94,6 @@ class FreeLLMPlanner(Planner):
     """
 
     name = 'free'
-    uses_llm = True
 
     def __init__(self, client: Any = None, num_proposals: int = 5, temperature: float = 0.8,
                  max_tokens: int | None = None, guidance_cells: int = 10,
@@ -105,29 +104,7 @@ class FreeLLMPlanner(Planner):
         self.max_tokens = max_tokens
         self.guidance_cells = guidance_cells
         self.dependency_groups = dependency_groups
-        self._resolved_client = None
-        self._fallback = None
-        self.repairs: Counter = Counter()
-        self.stats: Counter = Counter()
-
-    def get_client(self) -> Any:
-        """Return the LLM client, resolving ``client`` on first use.
-
-        Returns:
-            LLMClient
-        """
-        if self._resolved_client is None:
-            from sdv_llmsynthor.llm.resolve import resolve_llm
-
-            self._resolved_client = resolve_llm(self.client)
-        return self._resolved_client
-
-    def _fallback_planner(self) -> Planner:
-        if self._fallback is None:
-            from sdv_llmsynthor.planners.statistical import StatisticalPlanner
-
-            self._fallback = StatisticalPlanner()
-        return self._fallback
+        self._init_llm_state()
 
     def _values_schema(self, view: TableView, keys: HouseholdKeys) -> dict[str, Any]:
         if not view.is_households:
@@ -170,9 +147,7 @@ class FreeLLMPlanner(Planner):
                 f'Got {value!r} instead.'
             )
         view = build_table_view(state)
-        repairer = view.repairer(state.usage, self.repairs)
-        child_repairer = view.repairer(state.usage, self.repairs, child=True) if (
-            view.is_households) else None
+        repairer, child_repairer = self._repairers(view, state)
         names = list(view.columns) + list(view.child_columns)
         reason_key = meta_key('reason', [])
         keys = HouseholdKeys.for_columns(names)
@@ -190,20 +165,13 @@ class FreeLLMPlanner(Planner):
         )
         schema = free_schema(self._values_schema(view, keys), int(self.num_proposals),
                              reason_key=reason_key)
-        params = {
-            'temperature': self.temperature,
-            'max_tokens': self.max_tokens or estimate_reply_tokens(schema),
-            'seed': int(state.rng.integers(0, 2**31 - 1)),
-        }
-        self.stats['calls'] += 1
-        result = call_llm(self.get_client(), messages, schema, params, state.usage)
+        result = self._ask(messages, schema, state, repairer)
         proposals: list[Proposal] = []
-        if result.data is None:
-            repairer.discard(result.failure or 'invalid_json')
-        else:
-            if result.salvaged:
-                self.repairs['salvaged_reply'] += 1
+        if result.data is not None:
             raw_proposals = result.data.get('proposals')
+            if result.truncated:
+                raw_proposals = valid_items(raw_proposals,
+                                            schema['properties']['proposals']['items'], repairer)
             if not isinstance(raw_proposals, list):
                 repairer.discard('invalid_record')
                 raw_proposals = []
@@ -252,8 +220,7 @@ class FreeLLMPlanner(Planner):
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""
         state = state or {}
-        self.stats = Counter(state.get('stats', {}))
-        self.repairs = Counter(state.get('repairs', {}))
+        self._set_counters(state)
 
     def summary(self) -> dict[str, Any]:
         """Counters of the run: calls, proposals kept, fallbacks, repairs.
@@ -267,9 +234,3 @@ class FreeLLMPlanner(Planner):
             'fallback_iterations': int(self.stats['fallback_iterations']),
             'repairs': dict(sorted(self.repairs.items())),
         }
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without a resolved client."""
-        state = self.__dict__.copy()
-        state['_resolved_client'] = None
-        return state

@@ -572,12 +572,17 @@ class CallResult:
             Whether ``data`` was recovered from a reply the client rejected.
         cached (bool):
             Whether the reply came from the response cache.
+        truncated (bool):
+            Whether ``data`` is the complete part of a reply cut off at ``max_tokens``
+            (``salvaged`` is then True too): its last items may be partial, so the caller
+            checks each item against its schema.
     """
 
     data: dict[str, Any] | None = None
     failure: str | None = None
     salvaged: bool = False
     cached: bool = False
+    truncated: bool = False
 
 
 def call_llm(client: Any, messages: list[dict[str, Any]], schema: dict[str, Any],
@@ -586,9 +591,11 @@ def call_llm(client: Any, messages: list[dict[str, Any]], schema: dict[str, Any]
 
     Calls and tokens (re-asks included) go to ``usage`` (``record_call``, or ``record_cached``
     for a cached reply). A reply the client rejects for not following the schema is salvaged
-    when it still parses as JSON (the repairs then decide what is usable); otherwise the
-    failure is returned as a discard reason: ``invalid_json``, ``schema_violation``,
-    ``refusal``, ``transport_error`` or ``request_error``. The caller counts it.
+    when it still parses as JSON (the repairs then decide what is usable); a reply cut off at
+    ``max_tokens`` keeps its complete part (``truncated``; the caller checks each item).
+    Otherwise the failure is returned as a discard reason: ``invalid_json``,
+    ``schema_violation``, ``truncated_reply``, ``refusal``, ``transport_error`` or
+    ``request_error``. The caller counts it.
 
     Args:
         client (LLMClient):
@@ -616,8 +623,9 @@ def call_llm(client: Any, messages: list[dict[str, Any]], schema: dict[str, Any]
         LLMRefusalError,
         LLMRequestError,
         LLMTransportError,
+        LLMTruncatedOutputError,
     )
-    from sdv_llmsynthor.llm.structured import extract_json_object
+    from sdv_llmsynthor.llm.structured import extract_json_object, salvage_truncated_json
 
     before = _tracker_snapshot(client)
     response = None
@@ -628,6 +636,13 @@ def call_llm(client: Any, messages: list[dict[str, Any]], schema: dict[str, Any]
         result.cached = bool(getattr(response, 'cached', False))
     except LLMRefusalError:
         result.failure = 'refusal'
+    except LLMTruncatedOutputError as error:
+        salvaged = salvage_truncated_json(getattr(error, 'last_text', '') or '')
+        if isinstance(salvaged, dict) and salvaged:
+            result.data = salvaged
+            result.salvaged = result.truncated = True
+        else:
+            result.failure = 'truncated_reply'
     except LLMOutputError as error:
         reason = getattr(error, 'discard_reason', None) or 'invalid_json'
         salvaged = None

@@ -195,3 +195,43 @@ def test_init__missing_model_file(fake_backend, tmp_path):
     msg = "The 'model_path' parameter must be an existing GGUF file."
     with pytest.raises(LLMConfigurationError, match=re.escape(msg)):
         LocalLlamaClient(model_path=tmp_path / 'nope.gguf')
+
+
+def test_grammar_schema__bounds_free_strings_only():
+    # Setup
+    schema = {
+        'type': 'object',
+        'properties': {
+            'reason': {'type': 'string'},
+            'city': {'type': 'string', 'enum': ['Lyon']},
+            'code': {'type': 'string', 'maxLength': 5},
+            'items': {'type': 'array', 'items': {'type': 'string'}, 'maxItems': 2},
+        },
+    }
+
+    # Run
+    result = local.grammar_schema(schema, max_string_chars=40)
+
+    # Assert
+    assert result['properties']['reason'] == {'type': 'string', 'maxLength': 40}
+    assert result['properties']['city'] == {'type': 'string', 'enum': ['Lyon']}
+    assert result['properties']['code'] == {'type': 'string', 'maxLength': 5}
+    assert result['properties']['items']['items'] == {'type': 'string', 'maxLength': 40}
+    assert result['properties']['items']['maxItems'] == 2
+    assert 'maxLength' not in schema['properties']['reason']
+
+
+def test_complete_json__grammar_gets_bounded_strings_validation_does_not(fake_backend):
+    # Setup
+    schema = {'type': 'object', 'properties': {'reason': {'type': 'string'}},
+              'required': ['reason']}
+    FakeLlama.contents = [json.dumps({'reason': 'x' * 500})]
+    client = LocalLlamaClient()
+
+    # Run
+    response = client.complete_json(MESSAGES, schema)
+
+    # Assert
+    sent = FakeLlama.instances[0].requests[0]['response_format']['schema']
+    assert sent['properties']['reason']['maxLength'] == local.GRAMMAR_MAX_STRING_CHARS
+    assert response.data == {'reason': 'x' * 500}

@@ -5,9 +5,10 @@ import copy
 import numpy as np
 
 from sdv_llmsynthor.core.aggregate import StatisticCounts
+from sdv_llmsynthor.core.anchors import Anchor
 from sdv_llmsynthor.core.discrepancy import compute_discrepancy
 from sdv_llmsynthor.core.encoding import compile_table
-from sdv_llmsynthor.planners.base import PlannerState, UsageLedger
+from sdv_llmsynthor.planners.base import PlannerState, Range, UsageLedger
 from sdv_llmsynthor.spec.model import MacroSpec
 from sdv_llmsynthor.spec.resolve import resolve_columns
 
@@ -208,3 +209,18 @@ def obedient_responder(seed=0, pick_first=False):
         return schema_instance(schema, rng, pick_first)
 
     return respond
+
+
+def make_anchor(anchor_id, fixed, records=20, table='shop'):
+    """An anchor on ``fixed`` (its fine codes computed as the engine does)."""
+    metadata, spec = (SHOP_METADATA, shop_spec()) if table == 'shop' else (
+        HOUSEHOLD_METADATA, household_spec())
+    encoders = compile_table(spec, metadata, table).encoders
+    codes = {}
+    for column, value in fixed.items():
+        part = (value.low, value.high) if isinstance(value, Range) else value
+        codes[column] = encoders[column].key_part_to_code_range(part)
+    text = ' & '.join(f'{column} = {value}' for column, value in fixed.items())
+    return Anchor(anchor_id=anchor_id, table=table, statistic='test', cell=0, cell_key=None,
+                  fixed=dict(fixed), deficit=float(records), records=records, text=text,
+                  fixed_codes=codes)

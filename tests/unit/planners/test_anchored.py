@@ -8,14 +8,14 @@ from llm_planner_fixtures import (
     HOUSEHOLD_METADATA,
     SHOP_METADATA,
     household_spec,
+    make_anchor,
     make_state,
     obedient_responder,
     schema_instance,
     shop_spec,
 )
 
-from sdv_llmsynthor.core.anchors import Anchor, fill_anchor
-from sdv_llmsynthor.core.encoding import compile_table
+from sdv_llmsynthor.core.anchors import fill_anchor
 from sdv_llmsynthor.core.loop import SynthesisLoop
 from sdv_llmsynthor.errors import LLMTransportError
 from sdv_llmsynthor.llm.testing import ScriptedClient, ScriptedReply
@@ -29,19 +29,7 @@ def _planner(client, **kwargs):
     return AnchoredLLMPlanner(client, **kwargs)
 
 
-def _anchor(anchor_id, fixed, records=20, table='shop'):
-    """An anchor on ``fixed`` (its fine codes computed as the engine does)."""
-    metadata, spec = (SHOP_METADATA, shop_spec()) if table == 'shop' else (
-        HOUSEHOLD_METADATA, household_spec())
-    encoders = compile_table(spec, metadata, table).encoders
-    codes = {}
-    for column, value in fixed.items():
-        part = (value.low, value.high) if isinstance(value, Range) else value
-        codes[column] = encoders[column].key_part_to_code_range(part)
-    text = ' & '.join(f'{column} = {value}' for column, value in fixed.items())
-    return Anchor(anchor_id=anchor_id, table=table, statistic='test', cell=0, cell_key=None,
-                  fixed=dict(fixed), deficit=float(records), records=records, text=text,
-                  fixed_codes=codes)
+_anchor = make_anchor
 
 
 def _shop_state(**kwargs):
@@ -104,7 +92,7 @@ def test_propose__schema_allows_only_valid_categories_labels_and_anchor_values()
     assert record['properties']['age'] == {'enum': ['[18, 24)']}
     assert record['properties']['city'] == {'enum': ['Paris', 'Lyon', 'Nice']}
     assert record['properties']['price'] == {'enum': ['[0, 10)', '[10, 100)', '[100, 1000]']}
-    assert record['properties']['weight'] == {'type': 'number'}
+    assert record['properties']['weight'] == {'enum': list(range(1, 11))}
     assert record['required'] == list(record['properties'])
     assert record['additionalProperties'] is False
 
