@@ -772,7 +772,7 @@ class _SwapRefiner:
             - 2 * _loss(residuals, tolerances)
         )
 
-    def pair_batch(self, deadline):
+    def pair_batch(self, deadline, max_swaps=None):
         """Search improving swaps among the best candidates, counting the cells they share.
 
         Returns:
@@ -814,6 +814,9 @@ class _SwapRefiner:
             if used_out[out_position] or used_in[in_position]:
                 continue
 
+            if max_swaps is not None and self.swaps >= max_swaps:
+                break
+
             unit_out, unit_in = int(removes[out_position]), int(adds[in_position])
             if unit_out == unit_in:
                 continue
@@ -838,13 +841,20 @@ class _SwapRefiner:
 
         return applied, False
 
-    def run(self, deadline):
-        """Swap until no improving swap is found or time runs out; returns why it stopped."""
+    def run(self, deadline, max_swaps=None):
+        """Swap until no improving swap is found, or the swap cap or time runs out.
+
+        Returns why it stopped: ``'converged'``, ``'max_swaps'`` or ``'max_seconds'``.
+        """
         since_recompute = 0
         while True:
             self.rounds += 1
             steps = 0
-            while self.greedy_step():
+            while True:
+                if max_swaps is not None and self.swaps >= max_swaps:
+                    return 'max_swaps'
+                if not self.greedy_step():
+                    break
                 steps += 1
                 since_recompute += 1
                 if steps % 32 == 0 and deadline is not None and time.perf_counter() > deadline:
@@ -857,7 +867,10 @@ class _SwapRefiner:
             if deadline is not None and time.perf_counter() > deadline:
                 return 'max_seconds'
 
-            applied, out_of_time = self.pair_batch(deadline)
+            if max_swaps is not None and self.swaps >= max_swaps:
+                return 'max_swaps'
+
+            applied, out_of_time = self.pair_batch(deadline, max_swaps)
             if out_of_time:
                 return 'max_seconds'
 
@@ -882,6 +895,7 @@ def calibrate_pool(
     tolerances: np.ndarray | None = None,
     max_seconds: float | None = 30.0,
     method: str = 'auto',
+    max_swaps: int | None = None,
 ) -> CalibrationResult:
     """Select exactly ``num_units`` units of a pool that best match the target cell counts.
 
@@ -889,9 +903,10 @@ def calibrate_pool(
     a weighted sum of TVDs when the weights are ``weight / (2 * statistic total)``. See the
     module docstring for the algorithm.
 
-    The result is deterministic for a given seed unless ``max_seconds`` cuts the work short;
-    pass ``max_seconds=None`` for results that cannot depend on the speed of the machine (the
-    refinement always terminates: every swap strictly lowers the objective).
+    The result is deterministic for a given seed unless ``max_seconds`` cuts the work short
+    (``stopped_by == 'max_seconds'``); pass ``max_seconds=None`` for results that cannot depend
+    on the speed of the machine (the refinement always terminates: every swap strictly lowers
+    the objective), and ``max_swaps`` to bound the work deterministically.
 
     Args:
         contributions (scipy.sparse.csr_matrix):
@@ -919,6 +934,9 @@ def calibrate_pool(
             sampling, no swaps), ``'raking_swaps'``, ``'raking'`` (bounded raking instead of the
             relaxation), ``'random_swaps'`` (swaps from a uniform random draw) or ``'random'``
             (the uniform random draw: the baseline).
+        max_swaps (int or None):
+            At most this many swaps in the refinement: a deterministic work cap, unlike
+            ``max_seconds``. ``None`` (the default) for no cap.
 
     Returns:
         CalibrationResult:
@@ -978,7 +996,7 @@ def calibrate_pool(
     swaps = 0
     if resolved.endswith('swaps') and 0 < num_units and (allow_duplicates or num_units < num_pool):
         refiner = _SwapRefiner(matrix, targets, cell_weights, tolerances, counts, cap)
-        stopped_by = refiner.run(deadline)
+        stopped_by = refiner.run(deadline, max_swaps)
         iterations += refiner.rounds
         swaps = refiner.swaps
         counts = refiner.counts

@@ -934,6 +934,54 @@ def _add_decimals(encoders: dict[str, ColumnEncoder], metadata: Any, table_name:
                     encoder.integer = True
 
 
+def _integer_edges(encoder: ColumnEncoder) -> bool:
+    support = encoder.edges if encoder.edges is not None else encoder.values
+    if support is None or len(support) == 0:
+        return False
+    support = np.asarray(support, dtype=float)
+    return bool(np.all(np.isfinite(support)) and np.all(support == np.round(support)))
+
+
+def _integers_from_rules(encoders: dict[str, ColumnEncoder], rules: list[Any]) -> None:
+    """Mark as integer a numeric column a rule equates with an integer column or literal.
+
+    A rule like ``size == persons__count`` says ``size`` holds whole numbers even when the
+    metadata gives no representation (SDV then assumes floats): drawn as a float inside its
+    bin, it would never equal the count and every record would be rejected. Only columns whose
+    bin edges (or values) are all whole numbers and whose rounding the metadata leaves open
+    are marked.
+    """
+    from sdv_llmsynthor.spec.expressions import Column, Compare, Literal, parse_expression
+
+    def is_integer(node) -> bool:
+        if isinstance(node, Literal):
+            return (isinstance(node.value, (int, np.integer))
+                    and not isinstance(node.value, bool))
+        if isinstance(node, Column) and node.name in encoders:
+            encoder = encoders[node.name]
+            return encoder.kind == 'numerical' and (
+                encoder.integer or (encoder.derived is not None and encoder.derived.function
+                                    in ('count', 'sum') and encoder.derived.column is None))
+        return False
+
+    for rule in rules or []:
+        try:
+            tree = parse_expression(rule.expression)
+        except Exception:  # noqa: BLE001 - a broken rule is reported by the validity checker
+            continue
+        for node in tree.root.walk():
+            if not isinstance(node, Compare) or node.op not in ('==', '!='):
+                continue
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if not isinstance(side, Column) or side.name not in encoders:
+                    continue
+                encoder = encoders[side.name]
+                if (encoder.kind == 'numerical' and not encoder.integer
+                        and encoder.derived is None and encoder.decimals is None
+                        and _integer_edges(encoder) and is_integer(other)):
+                    encoder.integer = True
+
+
 def compile_table(
     spec: MacroSpec,
     metadata: Any,
@@ -963,6 +1011,8 @@ def compile_table(
     encoders = {name: ColumnEncoder.from_resolved(column) for name, column in resolved.items()}
     _add_decimals(encoders, metadata, table_name)
     table_spec = spec.tables.get(table_name)
+    if table_spec is not None:
+        _integers_from_rules(encoders, table_spec.rules)
     statistics = []
     num_rows = None
     if table_spec is not None:

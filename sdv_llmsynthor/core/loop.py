@@ -8,7 +8,9 @@ Each iteration (paper, "Discrepancy-Guided Iterative Synthesis"):
 2. the cells with the largest weighted deficits become anchors, with the records each needs;
 3. the planner turns the anchors into proposals; weighted proposals get counts from the
    engine, favouring those that also fill other deficits;
-4. the sampler draws records, validity rules reject what is invalid, the rest joins the pool.
+4. the sampler draws records (households with their persons; the persons of a batch are then
+   regrouped into the households where they fit, :mod:`sdv_llmsynthor.core.households`),
+   validity rules reject what is invalid, the rest joins the pool.
 
 The loop stops when the pool is full and its discrepancy is below ``target_tvd``, when no cell
 is under-represented any more (or the fit stops improving), at ``max_iterations``, at the LLM
@@ -17,8 +19,11 @@ proposal rejected). Calibration then selects exactly ``num_rows`` records (house
 their persons) minimising the weighted discrepancy over every statistic at once.
 
 Runs are deterministic: iteration ``t`` draws from ``numpy.random.default_rng([seed, t])``
-(planner) and ``default_rng([seed, t, 1])`` (sampler), so a run resumed from its checkpoint
-gives the same result bit for bit as an uninterrupted one.
+(planner), ``default_rng([seed, t, 1])`` (sampler) and ``default_rng([seed, t, 2])``
+(regrouping), so a run resumed from its checkpoint gives the same result bit for bit as an
+uninterrupted one. The calibration's work is capped by a number of swaps
+(``calibration_max_swaps``), not by time, unless ``calibration_seconds`` runs out first (then a
+``SynthesisWarning`` says the result depends on the machine's speed).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from sdv_llmsynthor.core.discrepancy import (
     statistic_labels,
 )
 from sdv_llmsynthor.core.encoding import TableEncoding, compile_table
+from sdv_llmsynthor.core.households import regroup_members
 from sdv_llmsynthor.core.report import AnchorOutcomes, RunReport, find_conflicts, unmet_statistics
 from sdv_llmsynthor.core.sampler import (
     PROPOSAL_ID_COLUMN,
@@ -57,8 +63,14 @@ from sdv_llmsynthor.core.sampler import (
     sample_columns,
     sample_households,
     sample_proposals,
+    target_fill,
 )
-from sdv_llmsynthor.core.validity import PERSONS_ALL_VALID, RejectionTable, ValidityChecker
+from sdv_llmsynthor.core.validity import (
+    DERIVED_AS_PROPOSED,
+    PERSONS_ALL_VALID,
+    RejectionTable,
+    ValidityChecker,
+)
 from sdv_llmsynthor.errors import SynthesisError, SynthesisWarning
 from sdv_llmsynthor.planners.base import Planner, PlannerState, Proposal, Range, UsageLedger
 
@@ -68,6 +80,7 @@ _HIDDEN_COLUMNS = (PROPOSAL_ID_COLUMN, UNIT_COLUMN)
 _IMPROVEMENT = 0.01
 _MIN_ACCEPTANCE = 0.1
 _MIN_FACTOR = 0.05
+_MAX_BATCH_GROWTH = 4
 _SHUFFLE_STREAM = 0x5EED
 
 
@@ -268,6 +281,13 @@ def _grouped_largest_remainder(shares: np.ndarray, groups: np.ndarray,
     return base + bonus
 
 
+def _anchor_units(anchor: Anchor, table: str) -> int:
+    """Proposals (records of ``table``) an anchor needs: households for a person anchor."""
+    if anchor.table == table or anchor.units <= 0:
+        return int(anchor.records)
+    return int(max(round(anchor.units), 1))
+
+
 def _allocate_weighted(proposals: list[Proposal], anchors: list[Anchor],
                        discrepancy: Discrepancy, encoding: TableEncoding,
                        leftover: int) -> np.ndarray:
@@ -290,7 +310,9 @@ def _allocate_weighted(proposals: list[Proposal], anchors: list[Anchor],
     weights = np.array([_as_number(1.0 if p.weight is None else p.weight) for p in proposals])
     weights = np.where(np.isfinite(weights) & (weights > 0), weights, 0.0)
     shares = weights * factors.prod(axis=1)
-    totals = np.array([int(anchor.records) for anchor in anchors] + [leftover], dtype=float)
+    # An anchor on the child table (persons) needs households, not its number of persons.
+    totals = np.array([_anchor_units(anchor, encoding.table) for anchor in anchors] + [leftover],
+                      dtype=float)
     return _grouped_largest_remainder(shares, groups, totals)
 
 
@@ -374,8 +396,10 @@ class SynthesisLoop:
         token_budget (int or None):
             Stop once the planner's LLM usage reaches this many tokens.
         batch_rows (int or None):
-            At most this many records (households) per iteration. Defaults to a quarter of
-            the pool target (at least 50).
+            Records (households) per iteration. While the pool fills, the loop proposes enough
+            for about this many to pass validity (at most four times as many proposed); once
+            it is full, at most this many refine it. Defaults to a quarter of the pool target
+            (at least 50).
         max_anchors (int):
             At most this many anchors per iteration. Defaults to 20.
         seed (int):
@@ -398,6 +422,16 @@ class SynthesisLoop:
         report_slack (float or None):
             Absolute share per cell tolerated beyond a statistic's tolerance before the report
             calls it not met. Defaults to ``max(1 / num_rows, 0.001)``.
+        regroup (bool):
+            Parent/child only: before checking a batch of households, move persons between
+            households where that makes fewer households fail their rules or miss the derived
+            values their proposal or anchor asks for (:mod:`sdv_llmsynthor.core.households`).
+            Defaults to True.
+        calibration_max_swaps (int or None):
+            Deterministic work cap of the calibration's swap refinement. Defaults to
+            ``20 * num_rows`` (at least 20,000). Only this cap keeps a run reproducible bit
+            for bit on any machine: when ``calibration_seconds`` runs out first, the result
+            depends on the machine's speed and a ``SynthesisWarning`` says so.
     """
 
     def __init__(
@@ -421,6 +455,8 @@ class SynthesisLoop:
         patience: int = 3,
         calibration_seconds: float | None = 30.0,
         report_slack: float | None = None,
+        regroup: bool = True,
+        calibration_max_swaps: int | None = None,
     ):
         self.spec = spec
         self.metadata = metadata
@@ -441,6 +477,8 @@ class SynthesisLoop:
         self.patience = patience
         self.calibration_seconds = calibration_seconds
         self.report_slack = report_slack
+        self.regroup = bool(regroup)
+        self.calibration_max_swaps = calibration_max_swaps
         self._prepared = False
 
     # ------------------------------------------------------------------ setup
@@ -543,6 +581,7 @@ class SynthesisLoop:
         else:
             self.batch_size = max(1, int(self.batch_rows))
         self.labels_by_id = {id(s): label for s, label in zip(self.statistics, self.labels)}
+        self.fills = {t: target_fill(self.encodings[t]) for t in tables}
         self._prepared = True
 
     def _mean_children(self) -> float:
@@ -601,6 +640,7 @@ class SynthesisLoop:
         self.next_anchor_id = 0
         self.stopped_by = ''
         self.batch_files: list[str] = []
+        self.regroup_stats = {'households': 0, 'repaired': 0, 'swaps': 0}
 
     def _add_to_pool(self, parents: pd.DataFrame, children: pd.DataFrame | None,
                      codes: dict[str, np.ndarray] | None = None,
@@ -632,6 +672,10 @@ class SynthesisLoop:
         self.outcomes = AnchorOutcomes.from_state(state['outcomes'])
         self.usage = UsageLedger.from_dict(state['usage'])
         self.empty_streak = int(state['empty_streak'])
+        if self.history:
+            last = self.history[-1]
+            self.regroup_stats['households'] = int(last.get('households_regrouped', 0))
+            self.regroup_stats['repaired'] = int(last.get('households_repaired', 0))
         self.next_proposal_id = int(state['next_proposal_id'])
         self.next_anchor_id = int(state['next_anchor_id'])
         # The stop reason is not restored: it is evaluated again (a resumed run may have a
@@ -675,8 +719,13 @@ class SynthesisLoop:
     def _budget(self, discrepancy: Discrepancy) -> int:
         remaining = self.pool_target - self.units
         if remaining > 0:
-            # Propose enough that what survives validity fills the pool.
-            return int(min(self.batch_size, math.ceil(remaining / self._acceptance())))
+            # Propose enough that what survives validity fills the pool: up to batch_rows
+            # *accepted* records per iteration (at most _MAX_BATCH_GROWTH times batch_rows
+            # proposed), so that a low acceptance does not leave the pool short at the end.
+            acceptance = self._acceptance()
+            return int(min(math.ceil(remaining / acceptance),
+                           math.ceil(self.batch_size / acceptance),
+                           _MAX_BATCH_GROWTH * self.batch_size))
         refine = 0.0
         for item in discrepancy.statistics:
             scale = self.rows_per_unit.get(item.statistic.table, 1.0)
@@ -767,7 +816,8 @@ class SynthesisLoop:
 
         if self.child_table is None:
             batch = sample_proposals(proposals, ids, encoding.encoders, sampler_rng,
-                                     anchors=anchors, table=self.table)
+                                     anchors=anchors, table=self.table,
+                                     fill=self.fills.get(self.table))
             batch_codes = encoding.encode(batch)
             result = _check(self.checkers[self.table], batch, batch_codes)
             self.rejections.add_result(self.table, result)
@@ -780,8 +830,9 @@ class SynthesisLoop:
             proposed_ids = batch[PROPOSAL_ID_COLUMN].to_numpy()
         else:
             (accepted, children, valid, failures, proposed_ids, accepted_codes,
-             accepted_child_codes) = self._sample_households(proposals, ids, anchors,
-                                                             sampler_rng)
+             accepted_child_codes) = self._sample_households(
+                proposals, ids, anchors, sampler_rng,
+                np.random.default_rng([int(self.seed), self.iteration, 2]))
 
         self._record_outcomes(anchors, proposals, ids, proposed_ids, valid, failures)
         accepted_ids = proposed_ids[valid]
@@ -821,6 +872,8 @@ class SynthesisLoop:
             'llm_calls': self.usage.llm_calls,
             'prompt_tokens': self.usage.prompt_tokens,
             'completion_tokens': self.usage.completion_tokens,
+            'households_regrouped': int(self.regroup_stats['households']),
+            'households_repaired': int(self.regroup_stats['repaired']),
         })
         self.iteration += 1
         self._pending_batch = None
@@ -836,31 +889,104 @@ class SynthesisLoop:
                             refresh=False)
         return new_discrepancy
 
-    def _sample_households(self, proposals, ids, anchors, rng):
+    def _required_derived(self, proposals, anchors, parents) -> dict[str, tuple]:
+        """Per derived column, the fine-code range each household must reach (``-1``: any).
+
+        From the household's proposal (a derived value it states) and from its anchor (a
+        household anchor fixing a derived column, e.g. ``has_child = True``).
+        """
+        encoders = self.encodings[self.table].encoders
+        derived = [name for name, encoder in encoders.items() if encoder.derived is not None]
+        anchors_by_id = {anchor.anchor_id: anchor for anchor in anchors}
+        per_proposal = []
+        wanted = set()
+        for proposal in proposals:
+            entry = {}
+            anchor = anchors_by_id.get(proposal.anchor_id)
+            if anchor is not None and anchor.table == self.table:
+                for name in derived:
+                    if name in anchor.fixed_codes:
+                        entry[name] = tuple(anchor.fixed_codes[name])
+            for name in derived:
+                if name not in proposal.assignments:
+                    continue
+                value = proposal.assignments[name]
+                if value is None or isinstance(value, Range):
+                    continue
+                code = int(encoders[name].encode([value])[0])
+                if code < 0:
+                    continue
+                if name in entry and not entry[name][0] <= code < entry[name][1]:
+                    entry[name] = (0, 0)  # the proposal contradicts its anchor: never met
+                elif name not in entry:
+                    entry[name] = (code, code + 1)
+            wanted.update(entry)
+            per_proposal.append(entry)
+        if not wanted:
+            return {}
+        counts = np.array([int(p.count or 0) for p in proposals], dtype=np.int64)
+        required = {}
+        for name in sorted(wanted):
+            ranges = np.array([entry.get(name, (-1, -1)) for entry in per_proposal],
+                              dtype=np.int64).reshape(-1, 2)
+            required[name] = (np.repeat(ranges[:, 0], counts), np.repeat(ranges[:, 1], counts))
+        return required
+
+    def _sample_households(self, proposals, ids, anchors, rng, regroup_rng=None):
         parent_encoding = self.encodings[self.table]
         child_encoding = self.encodings[self.child_table]
         parents, children = sample_households(
             proposals, ids, parent_encoding.encoders, child_encoding.encoders, rng,
             anchors=anchors, parent_table=self.table, first_unit=0,
+            parent_fill=self.fills.get(self.table), child_fill=self.fills.get(self.child_table),
         )
         num_parents = len(parents)
         units = children[UNIT_COLUMN].to_numpy()
         derived = {name: encoder.derived for name, encoder in parent_encoding.encoders.items()
                    if encoder.derived is not None}
+        child_codes = child_encoding.encode(children)
+        person_result = _check(self.checkers[self.child_table], children, child_codes)
+        self.rejections.add_result(self.child_table, person_result)
+        bad_persons = np.bincount(units[~person_result.valid], minlength=num_parents) > 0
+        required = self._required_derived(proposals, anchors, parents)
+
+        household_rules = getattr(self.checkers[self.table], 'rule_names', [True])
+        if derived and self.regroup and num_parents > 1 and (household_rules or required):
+            # Persons move to the households where they fit (sizes and persons unchanged).
+            regrouped = regroup_members(
+                parents, units, children, derived, self.checkers[self.table],
+                parent_encoding.encoders,
+                regroup_rng if regroup_rng is not None else np.random.default_rng(0),
+                required=required, eligible=~bad_persons, predicates=self._predicates(),
+            )
+            # Persons listed household by household again (codes follow the rows).
+            order = np.argsort(regrouped.units, kind='stable')
+            units = regrouped.units[order]
+            children = children.iloc[order].reset_index(drop=True)
+            children[UNIT_COLUMN] = units
+            children[PROPOSAL_ID_COLUMN] = parents[PROPOSAL_ID_COLUMN].to_numpy()[units]
+            child_codes = {column: codes[order] for column, codes in child_codes.items()}
+            self.regroup_stats['households'] += regrouped.failing_before
+            self.regroup_stats['repaired'] += regrouped.failing_before - regrouped.failing_after
+            self.regroup_stats['swaps'] += regrouped.swaps
+
         if derived:
             values = compute_derived_columns(derived, children, units, num_parents,
                                              self._predicates())
             for column in values.columns:
                 parents[column] = values[column].to_numpy()
 
-        child_codes = child_encoding.encode(children)
-        person_result = _check(self.checkers[self.child_table], children, child_codes)
-        self.rejections.add_result(self.child_table, person_result)
-        bad_persons = np.bincount(units[~person_result.valid], minlength=num_parents) > 0
         parent_codes = parent_encoding.encode(parents)
         household_result = _check(self.checkers[self.table], parents, parent_codes)
         household_result.failures[PERSONS_ALL_VALID] = bad_persons
         household_result.valid &= ~bad_persons
+        if required:
+            missed = np.zeros(num_parents, dtype=bool)
+            for name, (low, high) in required.items():
+                codes = parent_encoding.encoders[name].encode(parents[name])
+                missed |= (low >= 0) & ((codes < low) | (codes >= high))
+            household_result.failures[DERIVED_AS_PROPOSED] = missed
+            household_result.valid &= ~missed
         self.rejections.add_result(self.table, household_result)
         valid = household_result.valid
 
@@ -972,9 +1098,21 @@ class SynthesisLoop:
         result = calibrate_pool(
             matrix, targets, weights, int(wanted), seed=int(self.seed),
             allow_duplicates=duplicates, tolerances=tolerances,
-            max_seconds=self.calibration_seconds,
+            max_seconds=self.calibration_seconds, max_swaps=self._max_swaps(),
         )
+        if result.stopped_by == 'max_seconds':
+            warnings.warn(
+                f'The calibration stopped at its time limit ({self.calibration_seconds} s) '
+                'before its swap cap: the result depends on the speed of the machine and may '
+                'differ from run to run. Raise calibration_seconds (or pass None) for a '
+                'reproducible result.', SynthesisWarning, stacklevel=4,
+            )
         return result, result.indices
+
+    def _max_swaps(self) -> int:
+        if self.calibration_max_swaps is not None:
+            return int(self.calibration_max_swaps)
+        return max(20_000, 20 * self.requested)
 
     def _metadata_columns(self, table: str) -> list[str]:
         return list(self.metadata_dict['tables'].get(table, {}).get('columns', {}))

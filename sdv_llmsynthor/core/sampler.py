@@ -8,8 +8,11 @@ Each proposal is drawn ``count`` times. Per column:
   column) and with the column's ``[min, max]``; integer columns draw among the integers inside
   the interval (so the value stays in its cell), floats are rounded to the column's decimals
   when known; datetimes are drawn in seconds and converted (formatted as the metadata says);
-- a column the proposal leaves out is completed from the column itself: a uniform category, a
-  uniform value in ``[min, max]``, missing with the column's missing proportion.
+- a column the proposal leaves out is completed from the targets when a statistic covers it
+  (:func:`target_fill`: the column's marginal, or a joint's summed over its other columns; a
+  binned column draws its bin there, then a value inside), else from the column itself: a
+  uniform category, a uniform value in ``[min, max]``; missing with the column's missing
+  proportion either way.
 
 Everything is vectorised over records: per-proposal bounds are repeated by the counts and one
 uniform draw per record does the rest. Every record carries the hidden column
@@ -34,6 +37,7 @@ __all__ = [
     'sample_columns',
     'sample_households',
     'sample_proposals',
+    'target_fill',
 ]
 
 PROPOSAL_ID_COLUMN = '__proposal_id'
@@ -136,6 +140,50 @@ def _finish_numeric(encoder: ColumnEncoder, values: np.ndarray):
     return values
 
 
+def target_fill(encoding: Any) -> dict[str, np.ndarray]:
+    """Target probability of every fine code of the columns a statistic covers.
+
+    A column's own marginal is used when the spec gives one, else the joint with the fewest
+    columns that mentions it, summed over its other columns. A cell spanning several fine
+    codes spreads its share evenly over them; the unlisted share of a partial statistic goes
+    evenly to the codes no listed cell covers (or to all codes when every code is listed).
+
+    Args:
+        encoding (TableEncoding):
+            The table's encoding (its encoders and compiled statistics).
+
+    Returns:
+        dict[str, numpy.ndarray]:
+            Column -> probabilities over its fine codes (summing to 1).
+    """
+    out: dict[str, np.ndarray] = {}
+    by_size = sorted(encoding.statistics, key=lambda statistic: len(statistic.columns))
+    for statistic in by_size:
+        for position, column in enumerate(statistic.columns):
+            encoder = encoding.encoders.get(column)
+            if column in out or encoder is None or encoder.derived is not None:
+                continue
+            size = encoder.num_codes
+            if size <= 0:
+                continue
+            probabilities = np.zeros(size)
+            covered = np.zeros(size, dtype=bool)
+            ranges = statistic.cell_code_ranges(position)
+            for (start, stop), share in zip(ranges.tolist(), statistic.shares.tolist()):
+                start, stop = max(int(start), 0), min(int(stop), size)
+                if stop > start:
+                    probabilities[start:stop] += share / (stop - start)
+                    covered[start:stop] = True
+            rest = statistic.rest_share if not statistic.complete else 0.0
+            if rest > 0:
+                spread = ~covered if (~covered).any() else np.ones(size, dtype=bool)
+                probabilities[spread] += rest / spread.sum()
+            total = probabilities.sum()
+            if total > 0 and np.isfinite(total):
+                out[column] = probabilities / total
+    return out
+
+
 def sample_columns(
     assignments: list[dict[str, Any]],
     counts: np.ndarray,
@@ -144,6 +192,7 @@ def sample_columns(
     anchors: list[Any] | None = None,
     columns: list[str] | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    fill: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Draw records for a list of assignments, ``counts[i]`` records for the i-th.
 
@@ -163,6 +212,9 @@ def sample_columns(
             numerical, datetime and not derived).
         extra (dict[str, numpy.ndarray] or None):
             More columns (one value per record) added to the frame as they are.
+        fill (dict[str, numpy.ndarray] or None):
+            Per column, probabilities of its fine codes for the records whose proposal leaves
+            it out (:func:`target_fill`); uniform where absent.
 
     Returns:
         pandas.DataFrame:
@@ -179,19 +231,31 @@ def sample_columns(
     if anchors is None:
         anchors = [None] * len(assignments)
     owner = np.repeat(np.arange(len(assignments)), counts)
+    fill = fill or {}
     data: dict[str, Any] = {}
     for column in columns:
         encoder = encoders[column]
         raw = [assignment.get(column, _UNSET) for assignment in assignments]
+        probabilities = fill.get(column)
+        if probabilities is not None and len(probabilities) != encoder.num_codes:
+            probabilities = None
         if encoder.categories is not None:
-            data[column] = _sample_categorical(encoder, raw, owner, rng)
+            data[column] = _sample_categorical(encoder, raw, owner, rng, probabilities)
         else:
-            data[column] = _sample_numeric(encoder, column, raw, owner, rng, anchors)
+            data[column] = _sample_numeric(encoder, column, raw, owner, rng, anchors,
+                                           probabilities)
     data.update(extra or {})
     return pd.DataFrame(data, index=pd.RangeIndex(total))
 
 
-def _sample_categorical(encoder, raw, owner, rng):
+def _draw_codes(rng, probabilities, size):
+    """``size`` fine codes drawn with the given probabilities (inverse CDF)."""
+    cumulative = np.cumsum(probabilities)
+    codes = np.searchsorted(cumulative, rng.random(size) * cumulative[-1], side='right')
+    return np.minimum(codes, len(probabilities) - 1)
+
+
+def _sample_categorical(encoder, raw, owner, rng, probabilities=None):
     per_proposal = np.empty(len(raw), dtype=object)
     unset = np.zeros(len(raw), dtype=bool)
     for i, value in enumerate(raw):
@@ -204,7 +268,10 @@ def _sample_categorical(encoder, raw, owner, rng):
     if fill.any():
         categories = np.empty(len(encoder.categories), dtype=object)
         categories[:] = encoder.categories
-        draws = categories[rng.integers(0, len(categories), size=int(fill.sum()))]
+        if probabilities is None:
+            draws = categories[rng.integers(0, len(categories), size=int(fill.sum()))]
+        else:
+            draws = categories[_draw_codes(rng, probabilities, int(fill.sum()))]
         if encoder.missing_proportion > 0:
             missing = rng.random(len(draws)) < encoder.missing_proportion
             draws[missing] = None
@@ -243,7 +310,7 @@ def _resolve_numeric(encoder, column, value, anchor, minimum, maximum) -> tuple:
     return ('point', number, number, None)
 
 
-def _sample_numeric(encoder, column, raw, owner, rng, anchors):
+def _sample_numeric(encoder, column, raw, owner, rng, anchors, probabilities=None):
     size = len(raw)
     low = np.full(size, np.nan)
     high = np.full(size, np.nan)
@@ -300,7 +367,13 @@ def _sample_numeric(encoder, column, raw, owner, rng, anchors):
     fill = unset[owner]
     if fill.any():
         count = int(fill.sum())
-        if encoder.is_discrete:
+        if probabilities is not None and encoder.is_discrete:
+            drawn = encoder.values[_draw_codes(rng, probabilities, count)].astype(float)
+        elif probabilities is not None and encoder.is_binned:
+            codes = _draw_codes(rng, probabilities, count)
+            edges = np.asarray(encoder.edges, dtype=float)
+            drawn = _draw_numeric(encoder, edges[codes], edges[codes + 1], rng.random(count))
+        elif encoder.is_discrete:
             drawn = encoder.values[rng.integers(0, len(encoder.values), size=count)]
         elif np.isfinite(minimum) and np.isfinite(maximum):
             drawn = _draw_numeric(encoder, np.full(count, minimum), np.full(count, maximum),
@@ -327,6 +400,7 @@ def sample_proposals(
     rng: np.random.Generator,
     anchors: list[Any] | None = None,
     table: str = '',
+    fill: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Draw the records of single-table proposals (their ``count`` must be set).
 
@@ -343,6 +417,8 @@ def sample_proposals(
             This iteration's anchors (their cells bound the ranges of their proposals).
         table (str):
             The table name.
+        fill (dict[str, numpy.ndarray] or None):
+            Target probabilities for the columns a proposal leaves out (:func:`target_fill`).
 
     Returns:
         pandas.DataFrame:
@@ -354,7 +430,7 @@ def sample_proposals(
     return sample_columns(
         [p.assignments for p in proposals], counts, encoders, rng,
         anchors=[_resolve_anchor(p, anchors_by_id, table) for p in proposals],
-        extra={PROPOSAL_ID_COLUMN: ids},
+        extra={PROPOSAL_ID_COLUMN: ids}, fill=fill,
     )
 
 
@@ -367,6 +443,8 @@ def sample_households(
     anchors: list[Any] | None = None,
     parent_table: str = '',
     first_unit: int = 0,
+    parent_fill: dict[str, np.ndarray] | None = None,
+    child_fill: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw households (parent rows) with their persons (child rows).
 
@@ -390,6 +468,8 @@ def sample_households(
             The parent table's name.
         first_unit (int):
             Unit number of the first household drawn.
+        parent_fill, child_fill (dict[str, numpy.ndarray] or None):
+            Target probabilities for the columns a proposal leaves out (:func:`target_fill`).
 
     Returns:
         tuple[pandas.DataFrame, pandas.DataFrame]:
@@ -401,6 +481,7 @@ def sample_households(
     parents = sample_columns(
         [p.assignments for p in proposals], counts, parent_encoders, rng,
         anchors=[_resolve_anchor(p, anchors_by_id, parent_table) for p in proposals],
+        fill=parent_fill,
     )
     parents[PROPOSAL_ID_COLUMN] = np.repeat(ids, counts)
     unit_start = first_unit + np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
@@ -423,7 +504,7 @@ def sample_households(
             child_positions.append(np.full(counts[index], position))
     if child_assignments:
         children = sample_columns(child_assignments, np.asarray(child_counts), child_encoders,
-                                  rng)
+                                  rng, fill=child_fill)
         children[PROPOSAL_ID_COLUMN] = np.concatenate(child_ids)
         children[UNIT_COLUMN] = np.concatenate(child_units)
         order = np.lexsort((np.concatenate(child_positions), children[UNIT_COLUMN].to_numpy()))

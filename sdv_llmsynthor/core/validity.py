@@ -25,10 +25,15 @@ import pandas as pd
 from sdv_llmsynthor.core.encoding import ColumnEncoder
 from sdv_llmsynthor.errors import ExpressionError
 
-__all__ = ['PERSONS_ALL_VALID', 'RejectionTable', 'ValidityChecker', 'ValidityResult']
+__all__ = ['DERIVED_AS_PROPOSED', 'PERSONS_ALL_VALID', 'RejectionTable', 'ValidityChecker',
+           'ValidityResult']
 
 PERSONS_ALL_VALID = 'persons_all_valid'
 """Name of the household check that every person of the household is valid."""
+
+DERIVED_AS_PROPOSED = 'derived_as_proposed'
+"""Name of the household check that its persons give the derived values (member counts, "has a
+child", ...) its proposal states and its anchor fixes."""
 
 
 @dataclass
