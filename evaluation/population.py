@@ -168,7 +168,8 @@ def _loop_info(result) -> dict:
                                   f"{last.get('households_regrouped', 0)}"}
     if result.usage.get('llm_calls'):
         info['llm_calls'] = result.usage['llm_calls']
-        info['tokens'] = result.usage.get('total_tokens', 0)
+        info['tokens'] = (result.usage.get('prompt_tokens', 0)
+                          + result.usage.get('completion_tokens', 0))
     return info
 
 
