@@ -18,8 +18,12 @@ Parent/child tables (households and persons): each household is completed on the
 statistics (its number of persons included); its persons are drawn from the child statistics
 (one person fixed to the anchor's cell when the anchor is a person cell). Households whose
 persons do not give the derived columns the household was drawn with (e.g. "has a person aged
-65+") get their persons redrawn a few times. Validity rules are not consulted: the engine
-rejects invalid records afterwards, which is what this ablation shows.
+65+") get their persons redrawn a few times; those still missing them then take the derived
+values their persons give, and their other columns (those the anchor does not fix) are drawn
+again conditioned on these, so each household agrees with its own members. The household's
+size is drawn within its child-count cell (uniformly among the integers of a binned cell).
+Validity rules are not consulted: the engine rejects invalid records afterwards, which is what
+this ablation shows.
 """
 
 from __future__ import annotations
@@ -201,6 +205,29 @@ class _TablePlan:
             self._apply(statistic, low, high, rng)
         return low, high
 
+    def complete_rows(self, low: np.ndarray, high: np.ndarray, rng: np.random.Generator,
+                      skip: CompiledStatistic | None = None) -> None:
+        """Complete rows in place whose fixed columns are the same set on every row.
+
+        Args:
+            low (numpy.ndarray):
+                ``(rows, columns)`` low fine codes (``-1`` where unfixed).
+            high (numpy.ndarray):
+                ``(rows, columns)`` high fine codes.
+            rng (numpy.random.Generator):
+                The generator.
+            skip (CompiledStatistic or None):
+                A statistic not to apply (the anchor's own).
+        """
+        if low.shape[0] == 0:
+            return
+        fixed_columns = frozenset(
+            column for position, column in enumerate(self.columns)
+            if (low[:, position] != _UNFIXED).all())
+        used = frozenset() if skip is None else frozenset({id(skip)})
+        for statistic in self.order(fixed_columns, used):
+            self._apply(statistic, low, high, rng)
+
     def value(self, column: str, start: int, stop: int) -> Any:
         """The proposal value of a fine-code range (cached)."""
         cache_key = (column, start, stop)
@@ -369,6 +396,9 @@ class StatisticalPlanner(Planner):
         if checked and len(owners):
             self._redraw_mismatches(parent_plan, child_plan, checked, low, high, starts,
                                     owners, person_low, person_high, rng)
+            self._condition_on_members(anchors, state, parent_plan, child_plan, checked,
+                                       household_anchor, low, high, owners, person_low,
+                                       person_high, rng)
 
         exclude = frozenset(derived)
         households = parent_plan.assignments_many(low, high, exclude)
@@ -388,20 +418,44 @@ class StatisticalPlanner(Planner):
         return proposals
 
     def _household_sizes(self, plan, count_column, count_encoder, low, high, rng):
+        """Number of persons of each household, from its (drawn) child-count range.
+
+        A household whose count column was fixed to one value gets that value; one fixed to a
+        range of values, or to a bin of a binned count column, gets an integer drawn uniformly
+        in that range; one whose count column was not drawn gets one drawn over the whole
+        support of the column.
+        """
         households = low.shape[0]
-        if count_encoder is None or count_encoder.values is None:
+        if count_encoder is None or count_encoder.num_codes == 0 or (
+                count_encoder.values is None and count_encoder.edges is None):
             return np.ones(households, dtype=np.int64)
-        values = count_encoder.values
-        sizes = np.full(households, -1, dtype=np.int64)
+        num_codes = count_encoder.num_codes
+        code_low = np.zeros(households, dtype=np.int64)
+        code_high = np.full(households, num_codes, dtype=np.int64)
         if count_column in plan.position:
-            codes = low[:, plan.position[count_column]]
-            known = codes >= 0
-            sizes[known] = np.round(values[codes[known]]).astype(np.int64)
-        unknown = sizes < 0
-        if unknown.any():
-            sizes[unknown] = np.round(
-                values[rng.integers(0, len(values), size=int(unknown.sum()))]).astype(np.int64)
-        return np.maximum(sizes, 0)
+            position = plan.position[count_column]
+            known = low[:, position] >= 0
+            code_low[known] = low[known, position]
+            code_high[known] = high[known, position]
+        if count_encoder.is_binned:
+            edges = count_encoder.edges
+            smallest = np.ceil(edges[code_low] - 1e-9)
+            upper = edges[code_high]
+            # Bins are right-open except the last one, which holds its upper edge.
+            largest = np.where(code_high >= num_codes, np.floor(upper + 1e-9),
+                               np.ceil(upper - 1e-9) - 1)
+            largest = np.maximum(largest, smallest)
+            sizes = smallest + np.floor(rng.random(households) * (largest - smallest + 1))
+            return np.maximum(sizes, 0).astype(np.int64)
+        values = count_encoder.values
+        width = np.maximum(code_high - code_low, 1)
+        codes = code_low.copy()
+        wide = width > 1
+        if wide.any():
+            codes[wide] += np.minimum(
+                np.floor(rng.random(int(wide.sum())) * width[wide]).astype(np.int64),
+                width[wide] - 1)
+        return np.maximum(np.round(values[codes]), 0).astype(np.int64)
 
     def _redraw_mismatches(self, parent_plan, child_plan, checked, low, high, starts, owners,
                            person_low, person_high, rng):
@@ -435,6 +489,60 @@ class StatisticalPlanner(Planner):
             new_low, new_high = child_plan.complete({}, len(bad_persons), rng)
             person_low[bad_persons] = new_low
             person_high[bad_persons] = new_high
+
+    def _condition_on_members(self, anchors, state, parent_plan, child_plan, checked,
+                              household_anchor, low, high, owners, person_low, person_high,
+                              rng):
+        """Redraw the household columns of households whose members miss their derived values.
+
+        The derived columns (member counts, "has a child", ...) of such a household are set to
+        the values its members give, and its other columns (those its anchor does not fix) are
+        drawn again conditioned on them, so that the household agrees with its members.
+        """
+        from sdv_llmsynthor.core.aggregate import compute_derived_columns
+
+        num_households = low.shape[0]
+        frame = self._person_frame(child_plan, person_low, person_high)
+        values = compute_derived_columns(checked, frame, owners, num_households)
+        member_codes = {}
+        bad = np.zeros(num_households, dtype=bool)
+        for name in checked:
+            position = parent_plan.position[name]
+            codes = parent_plan.encoders[name].encode(values[name]).astype(np.int64)
+            member_codes[name] = codes
+            drawn_low = low[:, position]
+            drawn_high = high[:, position]
+            bad |= (drawn_low >= 0) & ((codes < drawn_low) | (codes >= drawn_high))
+        for index, anchor in enumerate(anchors):
+            rows = np.flatnonzero(bad & (household_anchor == index))
+            if rows.size == 0:
+                continue
+            anchored = anchor.table == state.table
+            keep = set(anchor.fixed_codes) if anchored else set()
+            sub_low = np.full((rows.size, low.shape[1]), _UNFIXED, dtype=np.int64)
+            sub_high = np.full((rows.size, low.shape[1]), _UNFIXED, dtype=np.int64)
+            for column, position in parent_plan.position.items():
+                if column in keep or (column not in member_codes
+                                      and parent_plan.encoders[column].derived is not None):
+                    # Anchor cells and the member count (already honoured) stay as drawn.
+                    sub_low[:, position] = low[rows, position]
+                    sub_high[:, position] = high[rows, position]
+                elif column in member_codes:
+                    # A value outside the column's support keeps the drawn range.
+                    codes = member_codes[column][rows]
+                    sub_low[:, position] = np.where(codes >= 0, codes, low[rows, position])
+                    sub_high[:, position] = np.where(codes >= 0, codes + 1, high[rows, position])
+            # Rows must share their set of fixed columns: group them by it.
+            pattern = sub_low != _UNFIXED
+            _, groups = np.unique(pattern, axis=0, return_inverse=True)
+            for group in np.unique(groups):
+                members = np.flatnonzero(groups.ravel() == group)
+                part_low = sub_low[members]
+                part_high = sub_high[members]
+                parent_plan.complete_rows(part_low, part_high, rng,
+                                          skip=anchor.compiled if anchored else None)
+                low[rows[members]] = part_low
+                high[rows[members]] = part_high
 
     def get_state(self) -> dict[str, Any]:
         """Return the planner's settings (it keeps no other state between iterations)."""

@@ -217,6 +217,69 @@ def test_propose__households_with_persons_and_derived_constraints():
     assert len(with_kid) >= 0.95 * len(families)
 
 
+def test_propose__household_columns_agree_with_the_members_drawn():
+    # Setup
+    spec = _household_spec().to_dict()
+    statistics = spec['tables']['h']['statistics']
+    spec['tables']['h']['statistics'] = [s for s in statistics if s['name'] != 'kind x size']
+    state = _state(MacroSpec.from_dict(spec), HOUSEHOLD_METADATA, table='h', child_table='p')
+    planner = StatisticalPlanner(exploration=0.0, max_household_redraws=0)
+
+    # Run
+    proposals = planner.propose([fill_anchor(0, 'h', 400)], state)
+
+    # Assert
+    assert len(proposals) == 400
+    for proposal in proposals:
+        has_kid = any(child['age'].high <= 18 for child in proposal.children)
+        assert proposal.assignments['kind'] == ('family' if has_kid else 'single')
+
+
+def _binned_size_spec():
+    return MacroSpec.from_dict({
+        'spec_version': '1.0',
+        'tables': {
+            'h': {
+                'num_rows': 100,
+                'columns': {'kind': {'categories': ['family', 'single']}},
+                'derived_columns': {'p__count': {'child_table': 'p', 'function': 'count',
+                                                 'bins': [1, 2, 4, 6]}},
+                'statistics': [
+                    {'name': 'kind x size', 'columns': ['kind', 'p__count'],
+                     'cells': [{'key': ['family', [2, 4]], 'value': 0.4},
+                               {'key': ['family', [4, 6]], 'value': 0.2},
+                               {'key': ['single', [1, 2]], 'value': 0.4}]},
+                ],
+            },
+            'p': {
+                'columns': {'age': {'bins': [0, 18, 100]}},
+                'statistics': [{'name': 'age', 'columns': ['age'],
+                                'cells': [{'key': [[0, 18]], 'value': 0.3},
+                                          {'key': [[18, 100]], 'value': 0.7}]}],
+            },
+        },
+        'relationships': [{'parent_table': 'h', 'child_table': 'p'}],
+    })
+
+
+def test_propose__households_sized_within_a_binned_count_column():
+    # Setup
+    state = _state(_binned_size_spec(), HOUSEHOLD_METADATA, table='h', child_table='p')
+
+    # Run
+    proposals = StatisticalPlanner(exploration=0.0).propose([fill_anchor(0, 'h', 600)], state)
+
+    # Assert
+    assert len(proposals) == 600
+    singles = [len(p.children) for p in proposals if p.assignments['kind'] == 'single']
+    families = [len(p.children) for p in proposals if p.assignments['kind'] == 'family']
+    assert singles and set(singles) == {1}
+    # Bins [2, 4) and [4, 6] (the last bin holds its upper edge): sizes 2 to 6, each drawn.
+    assert set(families) == {2, 3, 4, 5, 6}
+    share_small = np.mean([size < 4 for size in families])
+    assert 0.55 < share_small < 0.8
+
+
 def test_proposal__round_trip_and_household_helper():
     # Setup
     proposal = HouseholdProposal({'kind': 'family'}, [{'age': Range(1, 5)}, {'age': None}],
