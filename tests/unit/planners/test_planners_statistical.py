@@ -223,7 +223,8 @@ def test_propose__household_columns_agree_with_the_members_drawn():
     statistics = spec['tables']['h']['statistics']
     spec['tables']['h']['statistics'] = [s for s in statistics if s['name'] != 'kind x size']
     state = _state(MacroSpec.from_dict(spec), HOUSEHOLD_METADATA, table='h', child_table='p')
-    planner = StatisticalPlanner(exploration=0.0, max_household_redraws=0)
+    planner = StatisticalPlanner(exploration=0.0, max_household_redraws=0,
+                                 condition_on_members=True)
 
     # Run
     proposals = planner.propose([fill_anchor(0, 'h', 400)], state)
