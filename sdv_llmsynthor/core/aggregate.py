@@ -261,19 +261,31 @@ def build_contributions(
             The ``csr_matrix`` and, per statistic, the column offset of its first cell (its
             rest cell is at ``offset + num_cells``).
     """
-    rows_parts = []
-    cols_parts = []
     offsets = []
+    columns_parts = []
     offset = 0
-    for statistic, cells, units in blocks:
+    for statistic, cells, _ in blocks:
         offsets.append((statistic, offset))
-        columns = np.where(cells >= 0, cells, statistic.num_cells) + offset
-        rows_parts.append(np.asarray(units, dtype=np.int64))
-        cols_parts.append(columns.astype(np.int64))
+        columns_parts.append(np.where(cells >= 0, cells, statistic.num_cells) + offset)
         offset += statistic.num_cells + 1
-    if rows_parts:
-        rows = np.concatenate(rows_parts)
-        cols = np.concatenate(cols_parts)
+    one_row_per_unit = all(
+        len(units) == num_units
+        and (num_units == 0 or (units[0] == 0 and np.all(np.diff(units) == 1)))
+        for _, _, units in blocks
+    )
+    if blocks and one_row_per_unit:
+        # A single table: every unit has exactly one cell per statistic, and the statistics'
+        # cells are in increasing column order, so the CSR arrays can be laid out directly.
+        indices = np.stack(columns_parts, axis=1).astype(np.int32).ravel()
+        indptr = np.arange(0, indices.size + 1, len(blocks), dtype=np.int64)
+        data = np.ones(indices.size, dtype=np.float64)
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(num_units, offset))
+        matrix.has_canonical_format = True
+        return matrix, offsets
+
+    if blocks:
+        rows = np.concatenate([np.asarray(units, dtype=np.int64) for _, _, units in blocks])
+        cols = np.concatenate(columns_parts).astype(np.int64)
     else:
         rows = np.zeros(0, dtype=np.int64)
         cols = np.zeros(0, dtype=np.int64)

@@ -42,6 +42,13 @@ raking and swaps from a random start: see ``evaluation/calibration_bench.py`` an
 
 Bounded raking (iterative proportional updating cell by cell, capped at 1) is kept as the
 ``'raking'`` start for comparison.
+
+**Unit types.** Units whose contribution rows are identical are interchangeable: the objective
+only sees how many of them are selected. Every method therefore runs on the distinct rows (the
+pool's *types*) with integer counts ``0 <= k_t <= m_t`` (``m_t`` the type's multiplicity; no
+upper bound with duplicates allowed), which is the same problem, and then picks ``k_t`` of each
+type's units at random. A single-table pool of a million records holds a few thousand types,
+so the relaxation and the swaps cost what a pool of a few thousand units would.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from sdv_llmsynthor.errors import CalibrationError
@@ -120,7 +128,10 @@ class CalibrationResult:
             How many pairwise swaps were applied.
         stopped_by (str):
             Why refinement stopped: ``'converged'`` (no improving swap found), ``'max_seconds'``,
-            or ``'no_refinement'`` for the methods without swaps.
+            ``'max_swaps'``, or ``'no_refinement'`` for the methods without swaps.
+        num_types (int):
+            How many distinct contribution rows (unit types) the pool holds: the size of the
+            problem the methods actually solved.
     """
 
     indices: np.ndarray
@@ -131,6 +142,7 @@ class CalibrationResult:
     method: str
     swaps: int = 0
     stopped_by: str = 'no_refinement'
+    num_types: int = 0
 
 
 def _loss(residuals, tolerances):
@@ -274,7 +286,7 @@ def _project_capped_simplex(values, step, total, upper, shift, out):
             shift = candidate
         else:
             if not np.isfinite(low):
-                low = float(np.min((values - min(upper, total)) / step))
+                low = float(np.min((values - np.minimum(upper, total)) / step))
             if not np.isfinite(high):
                 high = float(np.max(values / step))
 
@@ -312,10 +324,13 @@ def _lp_relaxation(matrix, targets, cell_weights, tolerances, num_units, cap, de
 
     dual_step = np.zeros(num_cells)
     np.divide(1.0 / _PDHG_PRIMAL_WEIGHT, column_sums, out=dual_step, where=column_sums > 0)
-    upper = np.inf if cap is None else float(cap)
+    upper = np.inf if cap is None else _cap_array(cap, num_pool)
     transposed = matrix.T  # a CSC view: its products are cheaper than a CSR copy's
 
-    primal = np.full(num_pool, num_units / num_pool)
+    if cap is None:
+        primal = np.full(num_pool, num_units / num_pool)
+    else:
+        primal = upper * (num_units / upper.sum())
     updated = np.empty(num_pool)
     gradient = np.empty(num_pool)
     prices = np.zeros(num_cells)
@@ -409,8 +424,13 @@ def calibration_lower_bound(
     return max(float(bound), 0.0)
 
 
+def _cap_array(cap, size):
+    """The per-unit upper bounds as a float array (``cap`` is a scalar or an array)."""
+    return np.broadcast_to(np.asarray(cap, dtype=np.float64), (size,))
+
+
 def _scale_with_cap(weights, total, cap):
-    """Rescale non-negative weights to sum to ``total`` with every weight at most ``cap``."""
+    """Rescale non-negative weights to sum to ``total`` with every weight at most its cap."""
     weights = np.maximum(weights, 0.0)
     num_units = weights.size
     if cap is None:
@@ -420,28 +440,29 @@ def _scale_with_cap(weights, total, cap):
 
         return weights * (total / weight_sum)
 
+    upper = _cap_array(cap, num_units)
     positive = weights > 0
-    num_positive = int(positive.sum())
-    if num_positive <= total:
-        # Every unit the raking kept is certain; the rest share what is left equally.
-        scaled = np.where(positive, 1.0, 0.0)
-        num_zero = num_units - num_positive
-        if num_zero and total > num_positive:
-            scaled[~positive] = (total - num_positive) / num_zero
+    room = upper[positive].sum()
+    if room <= total:
+        # Every unit the raking kept is certain; the rest share what is left by their caps.
+        scaled = np.where(positive, upper, 0.0)
+        spare = upper[~positive].sum()
+        if spare > 0 and total > room:
+            scaled[~positive] = upper[~positive] * ((total - room) / spare)
 
         return scaled
 
     capped = np.zeros(num_units, dtype=bool)
     scale = 1.0
     for _ in range(num_units):
-        scale = (total - capped.sum()) / weights[~capped].sum()
-        new_capped = capped | (weights * scale >= 1.0)
+        scale = (total - upper[capped].sum()) / weights[~capped].sum()
+        new_capped = capped | (weights * scale >= upper)
         if new_capped.sum() == capped.sum():
             break
 
         capped = new_capped
 
-    return np.where(capped, 1.0, np.minimum(weights * scale, 1.0))
+    return np.where(capped, upper, np.minimum(weights * scale, upper))
 
 
 def _rake(matrix, targets, cell_weights, tolerances, num_units, cap, deadline):
@@ -453,7 +474,11 @@ def _rake(matrix, targets, cell_weights, tolerances, num_units, cap, deadline):
     """
     columns = matrix.tocsc()
     num_pool = matrix.shape[0]
-    weights = np.full(num_pool, num_units / num_pool)
+    upper_bounds = None if cap is None else _cap_array(cap, num_pool)
+    if upper_bounds is None:
+        weights = np.full(num_pool, num_units / num_pool)
+    else:
+        weights = upper_bounds * (num_units / upper_bounds.sum())
     lower = np.maximum(targets - tolerances, 0.0)
     upper = np.maximum(targets + tolerances, 0.0)
     indptr, row_indices, values = columns.indptr, columns.indices, columns.data
@@ -477,8 +502,8 @@ def _rake(matrix, targets, cell_weights, tolerances, num_units, cap, deadline):
                 continue
 
             updated = weights[rows] * factor
-            if cap is not None:
-                np.minimum(updated, cap, out=updated)
+            if upper_bounds is not None:
+                np.minimum(updated, upper_bounds[rows], out=updated)
 
             weights[rows] = updated
 
@@ -504,21 +529,85 @@ def _systematic_sample(probabilities, num_units, cap, rng):
     points = rng.random() + np.arange(num_units)
     positions = np.minimum(np.searchsorted(cumulative, points, side='right'), num_pool - 1)
     counts = np.bincount(order[positions], minlength=num_pool).astype(np.int64)
-    if cap is not None and counts.max(initial=0) > cap:
-        # Rounding in the cumulative sums can hit a unit twice; give the extra draws to the
-        # most probable units not yet selected.
-        excess = int((counts - cap).clip(min=0).sum())
-        counts = np.minimum(counts, cap)
-        free = np.flatnonzero(counts == 0)
-        ranked = free[np.argsort(-probabilities[free], kind='stable')]
-        counts[ranked[:excess]] += 1
+    if cap is None:
+        return counts
+
+    upper = np.asarray(cap, dtype=np.int64)
+    excess = int((counts - upper).clip(min=0).sum())
+    while excess > 0:
+        # Rounding in the cumulative sums can hit a unit beyond its cap; give the extra draws
+        # to the most probable units with room left, one each per pass.
+        counts = np.minimum(counts, upper)
+        free = np.flatnonzero(counts < upper)
+        ranked = free[np.argsort(-probabilities[free], kind='stable')][:excess]
+        counts[ranked] += 1
+        excess -= ranked.size
 
     return counts
 
 
-def _random_counts(num_pool, num_units, allow_duplicates, rng):
-    chosen = rng.choice(num_pool, size=num_units, replace=allow_duplicates)
-    return np.bincount(chosen, minlength=num_pool).astype(np.int64)
+def _random_counts(multiplicities, num_units, allow_duplicates, rng):
+    """A uniform random draw of ``num_units`` units, as counts per type."""
+    if allow_duplicates:
+        return rng.multinomial(num_units, multiplicities / multiplicities.sum()).astype(np.int64)
+
+    return rng.multivariate_hypergeometric(multiplicities, num_units).astype(np.int64)
+
+
+@dataclass
+class _UnitTypes:
+    """The pool's distinct contribution rows: ``matrix[first]`` with ``counts`` units each."""
+
+    matrix: sp.csr_matrix
+    multiplicities: np.ndarray  # int64, units per type
+    of_unit: np.ndarray  # int64, the type of every unit
+
+
+def _unit_types(matrix):
+    """Group the units of a canonical CSR matrix by identical rows.
+
+    Two independent random projections of every row stand for it: identical rows give
+    bit-identical projections, so the first (with the row's number of entries) is hashed into
+    groups and the second must then agree within every group. Distinct rows of small counts
+    agreeing on both would take two exact coincidences of random real weights; should the
+    check ever fail, every unit stays its own type (no compression, same result).
+    """
+    num_pool, num_cells = matrix.shape
+    projections = np.random.default_rng(0x5EED).random((num_cells, 2)) + 0.5
+    hashes = np.asarray(matrix @ projections)
+    row_nnz = np.diff(matrix.indptr)
+    keys = np.ascontiguousarray(hashes[:, 0]).view(np.int64) ^ (row_nnz << 40)
+    of_unit, uniques = pd.factorize(keys)
+    of_unit = of_unit.astype(np.int64)
+    num_types = len(uniques)
+    first = np.empty(num_types, dtype=np.int64)
+    first[of_unit[::-1]] = np.arange(num_pool - 1, -1, -1, dtype=np.int64)
+    check = hashes[:, 1]
+    if not np.array_equal(check, check[first][of_unit]):
+        return _UnitTypes(matrix, np.ones(num_pool, dtype=np.int64),
+                          np.arange(num_pool, dtype=np.int64))
+
+    multiplicities = np.bincount(of_unit, minlength=num_types).astype(np.int64)
+    return _UnitTypes(matrix[first], multiplicities, of_unit)
+
+
+def _expand_types(type_counts, types, rng):
+    """Counts per unit that select ``type_counts[t]`` units of every type ``t`` at random.
+
+    With ``k`` draws from a type of ``m`` units every unit gets ``k // m`` and ``k % m`` units
+    chosen at random one more, so no unit repeats unless ``k > m`` (duplicates allowed).
+    """
+    multiplicities = types.multiplicities
+    num_pool = types.of_unit.size
+    shuffled = rng.permutation(num_pool)
+    grouped = shuffled[np.argsort(types.of_unit[shuffled], kind='stable')]
+    starts = np.cumsum(multiplicities) - multiplicities
+    position = np.arange(num_pool) - np.repeat(starts, multiplicities)
+    base = np.repeat(type_counts // np.maximum(multiplicities, 1), multiplicities)
+    extra = position < np.repeat(type_counts % np.maximum(multiplicities, 1), multiplicities)
+    counts = np.empty(num_pool, dtype=np.int64)
+    counts[grouped] = base + extra
+    return counts
 
 
 def _indicator(matrix, entries):
@@ -580,6 +669,9 @@ class _SwapRefiner:
         self._changes = np.zeros(matrix.shape[1])
         self._marks = np.zeros(matrix.shape[1], dtype=bool)
         self.recompute()
+
+    def _unit_cap(self, unit):
+        return self.cap if np.ndim(self.cap) == 0 else self.cap[unit]
 
     def recompute(self):
         """Recompute residuals and scores from the counts (drops accumulated rounding)."""
@@ -727,7 +819,7 @@ class _SwapRefiner:
         update(cells[moved].tolist(), old_residuals[moved].tolist(), new_residuals[moved].tolist())
 
         for unit in (unit_out, unit_in):
-            can_add = self.cap is None or self.counts[unit] < self.cap
+            can_add = self.cap is None or self.counts[unit] < self._unit_cap(unit)
             self.add_score[unit] = self._unit_delta(unit, -1) if can_add else np.inf
             can_remove = self.counts[unit] > 0
             self.remove_score[unit] = self._unit_delta(unit, 1) if can_remove else np.inf
@@ -966,14 +1058,21 @@ def calibrate_pool(
 
     resolved = _AUTO_METHOD if method == 'auto' else method
     rng = _resolve_rng(seed)
-    cap = None if allow_duplicates else 1
     deadline = None if max_seconds is None else started + max_seconds
     start_deadline = None if max_seconds is None else started + _PDHG_BUDGET_SHARE * max_seconds
+    types = _unit_types(matrix) if num_pool else None
+    num_types = 0 if types is None else int(types.multiplicities.size)
+    if types is not None:
+        matrix = types.matrix
+    multiplicities = (
+        np.zeros(0, dtype=np.int64) if types is None else types.multiplicities
+    )
+    cap = None if allow_duplicates else multiplicities
     iterations = 0
     if num_units == 0:
-        counts = np.zeros(num_pool, dtype=np.int64)
+        counts = np.zeros(num_types, dtype=np.int64)
     elif not allow_duplicates and num_units == num_pool:
-        counts = np.ones(num_pool, dtype=np.int64)
+        counts = multiplicities.copy()
     elif resolved.startswith('lp'):
         probabilities, _, iterations = _lp_relaxation(
             matrix, targets, cell_weights, tolerances, num_units, cap, start_deadline
@@ -985,7 +1084,7 @@ def calibrate_pool(
         )
         counts = _systematic_sample(probabilities, num_units, cap, rng)
     else:
-        counts = _random_counts(num_pool, num_units, allow_duplicates, rng)
+        counts = _random_counts(multiplicities, num_units, allow_duplicates, rng)
 
     def objective_of(selection):
         residuals = targets - matrix.T @ selection.astype(np.float64)
@@ -1001,13 +1100,20 @@ def calibrate_pool(
         swaps = refiner.swaps
         counts = refiner.counts
 
+    objective_after = objective_of(counts)
+    if types is not None:
+        counts = _expand_types(counts, types, rng)
+    else:
+        counts = np.zeros(num_pool, dtype=np.int64)
+
     return CalibrationResult(
         indices=np.repeat(np.arange(num_pool, dtype=np.int64), counts),
         objective_before=objective_before,
-        objective_after=objective_of(counts),
+        objective_after=objective_after,
         iterations=iterations,
         seconds=time.perf_counter() - started,
         method=resolved,
         swaps=swaps,
         stopped_by=stopped_by,
+        num_types=num_types,
     )

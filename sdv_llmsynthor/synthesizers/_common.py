@@ -459,14 +459,19 @@ class LibraryPlanner(Planner):
             The planner used for lacking cells (the synthesizer's own planner), or a
             function returning it (called on first need, so no LLM client is built when the
             library suffices).
+        index_cache (dict or None):
+            Where to keep the library's compatibility index between runs (the synthesizer's
+            own dict, so repeated ``sample`` calls build it once). Entries are keyed by the
+            encodings they were built for, so a changed spec never reuses a stale index.
     """
 
     name = 'library'
     uses_llm = False
 
-    def __init__(self, library, fallback=None):
+    def __init__(self, library, fallback=None, index_cache=None):
         self.library = [entry for entry in library if entry.get('accepted', 0) > 0]
         self.fallback = fallback
+        self.index_cache = index_cache
         self.lacking = set()
         self.fallback_calls = 0
         self.fallback_proposals = 0
@@ -479,7 +484,36 @@ class LibraryPlanner(Planner):
         self._fill_weights = fill if fill.sum() > 0 else counts
 
     # ------------------------------------------------------------------ compatibility index
+    @staticmethod
+    def _encoding_key(state):
+        """What the index depends on besides the library: the encoders of both tables."""
+        parts = []
+        for table in (state.table, state.child_table):
+            if table is None:
+                continue
+            for column, encoder in state.encodings[table].encoders.items():
+                parts.append((
+                    table, column, encoder.kind, repr(encoder.categories),
+                    None if encoder.edges is None else encoder.edges.tobytes(),
+                    None if encoder.values is None else encoder.values.tobytes(),
+                    encoder.minimum, encoder.maximum, repr(encoder.derived),
+                ))
+        return hash(tuple(parts))
+
     def _build_index(self, state):
+        key = None
+        if self.index_cache is not None:
+            key = self._encoding_key(state)
+            cached = self.index_cache.get(key)
+            if cached is not None:
+                self._index = cached
+                return
+        self._build_index_now(state)
+        if key is not None:
+            self.index_cache.clear()
+            self.index_cache[key] = self._index
+
+    def _build_index_now(self, state):
         parent = state.encodings[state.table]
         index = {'parent': {}, 'child': {}, 'owner': None}
         assignments = [

@@ -222,6 +222,7 @@ class LLMSynthorMixin:
 
         self._fitted_spec = spec
         self._library = library_from_result(result)
+        self._library_index_cache = {}
         self._fit_report = run_report_from_result(result, 'fit')
         self._fit_report['library_size'] = len(self._library)
         self._usage = merge_usage(extra_usage, result.usage)
@@ -259,7 +260,10 @@ class LLMSynthorMixin:
         # in fit, so the library is all there is; only a larger request can reveal cells too
         # small to have appeared at the fit size, and only those justify new planner calls.
         fallback = self._fallback_factory() if num_units > (self._fit_units or 0) else None
-        library_planner = LibraryPlanner(self._library, fallback=fallback)
+        if getattr(self, '_library_index_cache', None) is None:
+            self._library_index_cache = {}
+        library_planner = LibraryPlanner(self._library, fallback=fallback,
+                                         index_cache=self._library_index_cache)
         pool_target = int(math.ceil(self.pool_factor * num_units))
         loop = self._make_loop(
             self._fitted_spec, library_planner, num_units, self._next_sample_seed(),
@@ -388,6 +392,7 @@ class LLMSynthorMixin:
         """Return the state to save: never an LLM client, an API key or a planner."""
         state = self.__dict__.copy()
         state['_planner_cache'] = None
+        state['_library_index_cache'] = None
         llm = state.get('llm')
         if llm is not None and not isinstance(llm, (str, dict)):
             describe = getattr(llm, 'describe', None)

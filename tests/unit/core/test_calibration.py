@@ -435,3 +435,89 @@ def test_calibrate_pool__scale_of_the_weights_does_not_matter():
     assert unit.swaps > 0
     np.testing.assert_array_equal(unit.indices, tiny.indices)
     assert tiny.objective_after == pytest.approx(unit.objective_after * 2.0**-40)
+
+
+def _duplicated_case(seed=0, copies=40, num_units=1000):
+    """A pool where every record appears many times (as a large single-table pool does)."""
+    rng = np.random.default_rng(seed)
+    distinct = np.vstack([_records(rng, 60), _records(rng, 40, skew=0.6)])
+    pool = np.repeat(distinct, rng.integers(1, copies, size=len(distinct)), axis=0)
+    pool = pool[rng.permutation(len(pool))]
+    reference = pool[rng.choice(len(pool), size=num_units, replace=False)]
+    contributions = _contributions(pool)
+    targets = np.asarray(_contributions(reference).sum(axis=0)).ravel()
+    cell_weights = np.full(contributions.shape[1], 1 / (2 * num_units))
+    return contributions, targets, cell_weights, num_units, pool
+
+
+def test_calibrate_pool__solves_over_the_distinct_rows():
+    """Identical units are solved as one type; the selection still holds distinct units."""
+    # Setup
+    contributions, targets, cell_weights, num_units, pool = _duplicated_case()
+    num_distinct = len(np.unique(pool, axis=0))
+
+    # Run
+    result = calibrate_pool(contributions, targets, cell_weights, num_units, max_seconds=None)
+
+    # Assert
+    assert result.num_types == num_distinct
+    assert len(result.indices) == num_units
+    assert len(np.unique(result.indices)) == num_units
+    assert result.objective_after == pytest.approx(
+        calibration_objective(contributions, targets, cell_weights, result.indices)
+    )
+    assert result.objective_after <= result.objective_before
+
+
+@pytest.mark.parametrize('method', CALIBRATION_METHODS)
+def test_calibrate_pool__never_takes_more_of_a_type_than_the_pool_has(method):
+    """A type's count is capped by its multiplicity, for every method."""
+    # Setup: one record type is wanted far more often than the pool holds it.
+    rng = np.random.default_rng(3)
+    pool = np.vstack([np.zeros((5, 4), dtype=np.int64), _records(rng, 300)])
+    contributions = _contributions(pool)
+    wanted = np.vstack([np.zeros((60, 4), dtype=np.int64), _records(rng, 40)])
+    targets = np.asarray(_contributions(wanted).sum(axis=0)).ravel()
+    cell_weights = np.full(contributions.shape[1], 1 / 200)
+
+    # Run
+    result = calibrate_pool(contributions, targets, cell_weights, 100, method=method,
+                            max_seconds=None, seed=1)
+
+    # Assert
+    assert len(np.unique(result.indices)) == 100
+    assert np.isin(np.arange(5), result.indices).sum() <= 5
+
+
+def test_calibrate_pool__duplicates_spread_over_a_type_before_repeating():
+    """With duplicates allowed, a type's draws go to its units in turn before any repeats."""
+    # Setup: two types, 3 units of the first; the targets want 7 of it and 1 of the other.
+    dense = np.array([[1, 0]] * 3 + [[0, 1]] * 4, dtype=float)
+    targets = np.array([7.0, 1.0])
+
+    # Run
+    result = calibrate_pool(dense, targets, np.ones(2), 8, allow_duplicates=True,
+                            max_seconds=None)
+
+    # Assert
+    counts = np.bincount(result.indices, minlength=7)
+    assert result.objective_after == 0
+    assert sorted(counts[:3].tolist()) == [2, 2, 3]
+    assert counts[3:].sum() == 1
+
+
+def test_calibrate_pool__types_do_not_depend_on_entry_order():
+    """Rows built with their entries in another order are still the same type."""
+    # Setup
+    rows = np.array([0, 0, 1, 1, 2, 2])
+    columns = np.array([0, 2, 2, 0, 1, 2])
+    contributions = sp.coo_matrix((np.ones(6), (rows, columns)), shape=(3, 3))
+    targets = np.array([1.0, 0.0, 1.0])
+
+    # Run
+    result = calibrate_pool(contributions, targets, np.ones(3), 1, max_seconds=None)
+
+    # Assert
+    assert result.num_types == 2
+    assert result.objective_after == 0
+    assert result.indices[0] in (0, 1)
