@@ -238,6 +238,45 @@ def compute_derived_columns(
 
 
 # ---------------------------------------------------------------------- calibration
+def combination_ids(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct rows of equally long integer columns, exactly.
+
+    The columns are folded into one integer key in mixed radix; whenever the next column would
+    overflow 63 bits the key so far is renumbered by its distinct values first, so any number
+    of columns works without hashing.
+
+    Args:
+        columns (list[numpy.ndarray]):
+            Integer columns of one length (e.g. the cell of every record in every statistic;
+            negative values are allowed).
+
+    Returns:
+        tuple[numpy.ndarray, numpy.ndarray]:
+            The id of every row (``int64``, ``0 .. k-1`` in order of first appearance) and the
+            position of every id's first row.
+    """
+    if not columns:
+        raise ValueError('combination_ids needs at least one column.')
+    size = len(columns[0])
+    key = np.zeros(size, dtype=np.int64)
+    radix = 1
+    for column in columns:
+        column = np.asarray(column, dtype=np.int64)
+        low = int(column.min()) if size else 0
+        span = (int(column.max()) - low + 1) if size else 1
+        if radix * span >= 2 ** 62:
+            key, uniques = pd.factorize(key)
+            key = key.astype(np.int64)
+            radix = max(len(uniques), 1)
+        key = key * span + (column - low)
+        radix *= span
+    ids, uniques = pd.factorize(key)
+    ids = ids.astype(np.int64)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[ids[::-1]] = np.arange(size - 1, -1, -1, dtype=np.int64)
+    return ids, first
+
+
 def build_contributions(
     blocks: list[tuple[CompiledStatistic, np.ndarray, np.ndarray]],
     num_units: int,

@@ -591,6 +591,23 @@ def _unit_types(matrix):
     return _UnitTypes(matrix[first], multiplicities, of_unit)
 
 
+def _given_types(matrix, unit_types):
+    """The caller's unit types (one row of ``matrix`` per type), checked."""
+    of_unit = np.asarray(unit_types)
+    if of_unit.ndim != 1 or (of_unit.size and not np.issubdtype(of_unit.dtype, np.integer)):
+        raise CalibrationError("The 'unit_types' parameter must be a 1-D array of integers.")
+
+    of_unit = of_unit.astype(np.int64, copy=False)
+    if of_unit.size and (of_unit.min() < 0 or of_unit.max() >= matrix.shape[0]):
+        raise CalibrationError(
+            f"The 'unit_types' parameter must index the {matrix.shape[0]} rows of "
+            "'contributions' (one per type)."
+        )
+
+    multiplicities = np.bincount(of_unit, minlength=matrix.shape[0]).astype(np.int64)
+    return _UnitTypes(matrix, multiplicities, of_unit)
+
+
 def _expand_types(type_counts, types, rng):
     """Counts per unit that select ``type_counts[t]`` units of every type ``t`` at random.
 
@@ -988,6 +1005,7 @@ def calibrate_pool(
     max_seconds: float | None = 30.0,
     method: str = 'auto',
     max_swaps: int | None = None,
+    unit_types: np.ndarray | None = None,
 ) -> CalibrationResult:
     """Select exactly ``num_units`` units of a pool that best match the target cell counts.
 
@@ -1003,7 +1021,8 @@ def calibrate_pool(
     Args:
         contributions (scipy.sparse.csr_matrix):
             ``(n_units, n_cells)`` non-negative counts each unit adds to each cell (any scipy
-            sparse matrix or dense array is accepted and converted; it is not modified).
+            sparse matrix or dense array is accepted and converted; it is not modified). With
+            ``unit_types``, one row per type instead: ``(n_types, n_cells)``.
         targets (numpy.ndarray):
             ``(n_cells,)`` target counts for the selection, already scaled to ``num_units``.
         cell_weights (numpy.ndarray):
@@ -1029,6 +1048,11 @@ def calibrate_pool(
         max_swaps (int or None):
             At most this many swaps in the refinement: a deterministic work cap, unlike
             ``max_seconds``. ``None`` (the default) for no cap.
+        unit_types (numpy.ndarray or None):
+            ``(n_units,)`` the type of every unit, an index into the rows of ``contributions``,
+            when the caller already knows which units contribute identically (a single table:
+            the units' cells). Saves building and grouping the per-unit matrix; the result is
+            the same. ``None`` (the default): the types are found from ``contributions``.
 
     Returns:
         CalibrationResult:
@@ -1043,7 +1067,10 @@ def calibrate_pool(
     matrix, targets, cell_weights, tolerances, num_units = _validate_inputs(
         contributions, targets, cell_weights, tolerances, num_units, method
     )
-    num_pool = matrix.shape[0]
+    given_types = None
+    if unit_types is not None:
+        given_types = _given_types(matrix, unit_types)
+    num_pool = matrix.shape[0] if given_types is None else given_types.of_unit.size
     if num_units > num_pool and not allow_duplicates:
         raise CalibrationError(
             f'The pool holds {num_pool} units but {num_units} were requested; without '
@@ -1060,7 +1087,9 @@ def calibrate_pool(
     rng = _resolve_rng(seed)
     deadline = None if max_seconds is None else started + max_seconds
     start_deadline = None if max_seconds is None else started + _PDHG_BUDGET_SHARE * max_seconds
-    types = _unit_types(matrix) if num_pool else None
+    types = given_types if given_types is not None else (
+        _unit_types(matrix) if num_pool else None
+    )
     num_types = 0 if types is None else int(types.multiplicities.size)
     if types is not None:
         matrix = types.matrix

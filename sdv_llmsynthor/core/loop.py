@@ -44,6 +44,7 @@ from sdv_llmsynthor.core.aggregate import (
     StatisticCounts,
     aggregate_codes,
     build_contributions,
+    combination_ids,
     compute_derived_columns,
 )
 from sdv_llmsynthor.core.anchors import Anchor, fill_anchor, select_anchors
@@ -1074,12 +1075,22 @@ class SynthesisLoop:
         unit_ids = np.arange(num_units, dtype=np.int64)
         for statistic in self.encodings[self.table].statistics:
             blocks.append((statistic, statistic.cell_index(parent_codes), unit_ids))
+        unit_types = None
         if self.child_table is not None and children is not None:
             child_codes = self._pool_codes(self.child_codes, self.encodings[self.child_table])
             child_units = children[UNIT_COLUMN].to_numpy(dtype=np.int64)
             for statistic in self.encodings[self.child_table].statistics:
                 blocks.append((statistic, statistic.cell_index(child_codes), child_units))
-        matrix, offsets = build_contributions(blocks, num_units)
+            matrix, offsets = build_contributions(blocks, num_units)
+        else:
+            # One record per unit: records with the same cells are interchangeable, so the
+            # calibration gets one row per distinct combination of cells and every record's type.
+            unit_types, first = combination_ids([cells for _, cells, _ in blocks])
+            type_ids = np.arange(len(first), dtype=np.int64)
+            matrix, offsets = build_contributions(
+                [(statistic, cells[first], type_ids) for statistic, cells, _ in blocks],
+                len(first),
+            )
 
         wanted = self.requested
         duplicates = self.allow_duplicates
@@ -1099,6 +1110,7 @@ class SynthesisLoop:
             matrix, targets, weights, int(wanted), seed=int(self.seed),
             allow_duplicates=duplicates, tolerances=tolerances,
             max_seconds=self.calibration_seconds, max_swaps=self._max_swaps(),
+            unit_types=unit_types,
         )
         if result.stopped_by == 'max_seconds':
             warnings.warn(

@@ -686,6 +686,7 @@ def run_report_from_result(result, phase='fit') -> dict[str, Any]:
             'method': cal.method, 'objective_before': float(cal.objective_before),
             'objective_after': float(cal.objective_after), 'swaps': int(cal.swaps),
             'seconds': float(cal.seconds), 'stopped_by': cal.stopped_by,
+            'num_types': int(cal.num_types),
         }
     statistics = pd.DataFrame([
         {'table': item.statistic.table, 'statistic': item.label, 'tvd': float(item.tvd),

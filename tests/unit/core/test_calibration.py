@@ -521,3 +521,33 @@ def test_calibrate_pool__types_do_not_depend_on_entry_order():
     assert result.num_types == 2
     assert result.objective_after == 0
     assert result.indices[0] in (0, 1)
+
+
+def test_calibrate_pool__given_unit_types_solve_the_same_problem():
+    """One row per type plus every unit's type solves what the per-unit matrix does."""
+    # Setup
+    contributions, targets, cell_weights, num_units, pool = _duplicated_case(seed=2)
+    _, first, of_unit = np.unique(pool, axis=0, return_index=True, return_inverse=True)
+
+    # Run
+    full = calibrate_pool(contributions, targets, cell_weights, num_units, max_seconds=None)
+    typed = calibrate_pool(contributions[first], targets, cell_weights, num_units,
+                           max_seconds=None, unit_types=of_unit.ravel())
+
+    # Assert
+    assert typed.num_types == full.num_types
+    # The types come in another order, so the random parts differ: both must end near the
+    # best possible, well below where they started.
+    bound = calibration_lower_bound(contributions, targets, cell_weights, num_units)
+    for result in (full, typed):
+        assert result.objective_after <= bound + 0.01
+    assert len(np.unique(typed.indices)) == num_units
+    assert typed.objective_after == pytest.approx(
+        calibration_objective(contributions, targets, cell_weights, typed.indices)
+    )
+
+
+def test_calibrate_pool__unit_types_must_index_the_rows():
+    """Types outside the rows of the matrix are a clear error."""
+    with pytest.raises(CalibrationError, match="'unit_types' parameter must index the 2 rows"):
+        calibrate_pool(np.eye(2), np.ones(2), np.ones(2), 1, unit_types=np.array([0, 2]))

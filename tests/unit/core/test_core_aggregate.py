@@ -9,6 +9,7 @@ from sdv_llmsynthor.core import encoding as encoding_module
 from sdv_llmsynthor.core.aggregate import (
     aggregate_frame,
     build_contributions,
+    combination_ids,
     compute_derived_columns,
 )
 from sdv_llmsynthor.core.encoding import compile_table
@@ -131,3 +132,35 @@ def test_build_contributions__rest_cells_and_units():
     # Assert
     assert offsets == [(statistic, 0)]
     np.testing.assert_array_equal(matrix.toarray(), [[1, 1, 0], [0, 0, 1], [0, 1, 0]])
+
+
+def test_combination_ids__numbers_distinct_rows_in_order_of_first_appearance():
+    """Equal rows share an id, ids follow first appearance, and ``first`` points at them."""
+    # Setup
+    a = np.array([0, 1, 0, 2, 1, -1])
+    b = np.array([5, 5, 5, 7, 5, 5])
+
+    # Run
+    ids, first = combination_ids([a, b])
+
+    # Assert
+    assert ids.tolist() == [0, 1, 0, 2, 1, 3]
+    assert first.tolist() == [0, 1, 3, 5]
+
+
+def test_combination_ids__many_wide_columns_do_not_overflow():
+    """Columns whose spans multiply past 64 bits still give exact ids (no hashing)."""
+    # Setup
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 1_000_000, size=(50, 8))
+    rows = base[rng.integers(0, 50, size=2000)]
+
+    # Run
+    ids, first = combination_ids([rows[:, j] for j in range(8)])
+
+    # Assert
+    _, expected = np.unique(rows, axis=0, return_inverse=True)
+    assert len(first) == len(np.unique(rows, axis=0))
+    assert np.array_equal(rows[first[ids]], rows)
+    pairs = set(zip(ids.tolist(), expected.ravel().tolist()))
+    assert len(pairs) == len(first)
