@@ -783,7 +783,8 @@ class TableEncoding:
                 seen.setdefault(column)
         return list(seen)
 
-    def encode(self, frame: pd.DataFrame, columns: list[str] | None = None) -> dict[str, Any]:
+    def encode(self, frame: pd.DataFrame, columns: list[str] | None = None,
+               known: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """Fine codes of every encoded column present in ``frame``.
 
         Args:
@@ -791,6 +792,9 @@ class TableEncoding:
                 The rows.
             columns (list[str] or None):
                 Restrict to these columns. Defaults to every column used by a statistic.
+            known (dict[str, numpy.ndarray] or None):
+                Codes already known for some columns (e.g. drawn by the sampler), used as
+                they are.
 
         Returns:
             dict[str, numpy.ndarray]:
@@ -801,7 +805,9 @@ class TableEncoding:
         codes = {}
         for column in columns:
             encoder = self.encoders.get(column)
-            if encoder is None or column not in frame.columns:
+            if known is not None and column in known and column in frame.columns:
+                codes[column] = known[column]
+            elif encoder is None or column not in frame.columns:
                 codes[column] = np.full(len(frame), -1, dtype=np.int32)
             else:
                 codes[column] = encoder.encode(frame[column])

@@ -231,17 +231,29 @@ def _young_collections_only():
             gc.enable()
 
 
-def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+def _compact(frame: pd.DataFrame, codes: dict[str, np.ndarray] | None = None,
+             encoders: dict[str, Any] | None = None) -> pd.DataFrame:
     """Store object columns as pandas categoricals.
 
     Besides memory, this keeps the pool out of the garbage collector's way: every full
     collection traverses every element of every object array, which made iterations stall
-    for half a second once the pool held a few hundred thousand strings.
+    for half a second once the pool held a few hundred thousand strings. Columns whose fine
+    codes the sampler drew (``codes``, every value one of the encoder's categories as it is)
+    are built from those codes instead of being hashed again.
     """
-    converted = {
-        column: frame[column].astype('category')
-        for column in frame.columns if frame[column].dtype == object
-    }
+    codes = codes or {}
+    converted = {}
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        column_codes = codes.get(column)
+        encoder = None if encoders is None else encoders.get(column)
+        if column_codes is not None and encoder is not None and encoder.categories is not None:
+            converted[column] = pd.Categorical.from_codes(
+                column_codes, categories=pd.Index(encoder.categories, dtype=object)
+            )
+        else:
+            converted[column] = frame[column].astype('category')
     if not converted:
         return frame
     return frame.assign(**converted)
@@ -645,7 +657,8 @@ class SynthesisLoop:
 
     def _add_to_pool(self, parents: pd.DataFrame, children: pd.DataFrame | None,
                      codes: dict[str, np.ndarray] | None = None,
-                     child_codes: dict[str, np.ndarray] | None = None) -> None:
+                     child_codes: dict[str, np.ndarray] | None = None,
+                     drawn_codes: dict[str, np.ndarray] | None = None) -> None:
         parent_encoding = self.encodings[self.table]
         if codes is None:
             codes = parent_encoding.encode(parents)
@@ -661,7 +674,7 @@ class SynthesisLoop:
         self.counts.add(aggregate_codes(self.statistics, all_codes, rows))
         if children is not None:
             self.child_frames[-1] = _compact(children)
-        parents = _compact(parents)
+        parents = _compact(parents, drawn_codes, parent_encoding.encoders)
         self.frames.append(parents)
         self.codes.append(codes)
         self.units += len(parents)
@@ -816,15 +829,18 @@ class SynthesisLoop:
         sampler_rng = np.random.default_rng([int(self.seed), self.iteration, 1])
 
         if self.child_table is None:
+            drawn_codes = {}
             batch = sample_proposals(proposals, ids, encoding.encoders, sampler_rng,
                                      anchors=anchors, table=self.table,
-                                     fill=self.fills.get(self.table))
-            batch_codes = encoding.encode(batch)
-            result = _check(self.checkers[self.table], batch, batch_codes)
+                                     fill=self.fills.get(self.table), codes_out=drawn_codes)
+            batch_codes = encoding.encode(batch, known=drawn_codes)
+            result = _check(self.checkers[self.table], batch,
+                            {**drawn_codes, **batch_codes})
             self.rejections.add_result(self.table, result)
             valid = result.valid
             accepted = batch.loc[valid].reset_index(drop=True)
             accepted_codes = {column: codes[valid] for column, codes in batch_codes.items()}
+            accepted_drawn = {column: codes[valid] for column, codes in drawn_codes.items()}
             children = None
             accepted_child_codes = None
             failures = result.failures
@@ -834,6 +850,7 @@ class SynthesisLoop:
              accepted_child_codes) = self._sample_households(
                 proposals, ids, anchors, sampler_rng,
                 np.random.default_rng([int(self.seed), self.iteration, 2]))
+            accepted_drawn = None
 
         self._record_outcomes(anchors, proposals, ids, proposed_ids, valid, failures)
         accepted_ids = proposed_ids[valid]
@@ -848,7 +865,8 @@ class SynthesisLoop:
 
         added = len(accepted)
         if added:
-            self._add_to_pool(accepted, children, accepted_codes, accepted_child_codes)
+            self._add_to_pool(accepted, children, accepted_codes, accepted_child_codes,
+                              drawn_codes=accepted_drawn)
         self.library.extend(batch_proposals)
         self.empty_streak = 0 if added else self.empty_streak + 1
         new_discrepancy = self._pool_discrepancy()
@@ -1138,8 +1156,19 @@ class SynthesisLoop:
             if column in frame.columns:
                 series = frame[column]
                 if isinstance(series.dtype, pd.CategoricalDtype):
-                    series = series.astype(object).where(series.notna(), None)
-                out[column] = series.to_numpy()
+                    # Categories by code (a take, not a conversion): typed like the categories
+                    # (integers stay integers) when nothing is missing, else objects with None.
+                    codes = series.cat.codes.to_numpy()
+                    categories = series.cat.categories.to_numpy(dtype=object)
+                    if len(codes) and codes.min() >= 0:
+                        typed = pd.Series(categories, dtype=object).infer_objects().to_numpy()
+                        out[column] = typed[codes]
+                    else:
+                        lookup = np.empty(len(categories) + 1, dtype=object)
+                        lookup[:-1] = categories
+                        out[column] = lookup[codes]
+                else:
+                    out[column] = series.to_numpy()
             else:
                 out[column] = np.full(len(frame), None, dtype=object)
         return pd.DataFrame(out, columns=columns)
@@ -1186,9 +1215,15 @@ class SynthesisLoop:
         data = {self.table: parent_data, self.child_table: child_data}
         return data, selected, selected_children
 
-    def _final_discrepancy(self, selected, selected_children) -> Discrepancy:
+    def _final_discrepancy(self, selected, selected_children, indices=None) -> Discrepancy:
         rows = {self.table: len(selected)}
-        codes = {self.table: self.encodings[self.table].encode(selected)}
+        if indices is not None and self.child_table is None and self.codes:
+            # The pool's codes, selected (the order does not matter to counts).
+            pool_codes = self._pool_codes(self.codes, self.encodings[self.table])
+            codes = {self.table: {column: values[indices]
+                                  for column, values in pool_codes.items()}}
+        else:
+            codes = {self.table: self.encodings[self.table].encode(selected)}
         if self.child_table is not None:
             rows[self.child_table] = len(selected_children)
             codes[self.child_table] = self.encodings[self.child_table].encode(selected_children)
@@ -1309,7 +1344,7 @@ class SynthesisLoop:
 
         calibration, indices = self._calibrate(parents, children)
         data, selected, selected_children = self._final_data(parents, children, indices)
-        final = self._final_discrepancy(selected, selected_children)
+        final = self._final_discrepancy(selected, selected_children, indices)
         selected_ids = selected[PROPOSAL_ID_COLUMN].to_numpy(dtype=np.int64)
 
         slack = self.report_slack

@@ -193,6 +193,7 @@ def sample_columns(
     columns: list[str] | None = None,
     extra: dict[str, np.ndarray] | None = None,
     fill: dict[str, np.ndarray] | None = None,
+    codes_out: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Draw records for a list of assignments, ``counts[i]`` records for the i-th.
 
@@ -215,6 +216,10 @@ def sample_columns(
         fill (dict[str, numpy.ndarray] or None):
             Per column, probabilities of its fine codes for the records whose proposal leaves
             it out (:func:`target_fill`); uniform where absent.
+        codes_out (dict or None):
+            When given, receives the fine codes of the categorical columns whose values are
+            all categories as they are (the sampler drew them, so encoding them again and
+            hashing them into pandas categoricals can be skipped).
 
     Returns:
         pandas.DataFrame:
@@ -240,7 +245,9 @@ def sample_columns(
         if probabilities is not None and len(probabilities) != encoder.num_codes:
             probabilities = None
         if encoder.categories is not None:
-            data[column] = _sample_categorical(encoder, raw, owner, rng, probabilities)
+            data[column], codes = _sample_categorical(encoder, raw, owner, rng, probabilities)
+            if codes_out is not None and codes is not None:
+                codes_out[column] = codes
         else:
             data[column] = _sample_numeric(encoder, column, raw, owner, rng, anchors,
                                            probabilities)
@@ -256,27 +263,50 @@ def _draw_codes(rng, probabilities, size):
 
 
 def _sample_categorical(encoder, raw, owner, rng, probabilities=None):
+    """Values of a categorical column, and their fine codes when they are all exact.
+
+    Returns:
+        tuple[numpy.ndarray, numpy.ndarray or None]:
+            The object values, and ``int32`` codes (``-1`` missing) or None when some
+            proposal value is not one of the categories as it is (unknown, or matched only by
+            its text), so that only the encoder can say what it is.
+    """
     per_proposal = np.empty(len(raw), dtype=object)
+    per_code = np.full(len(raw), -1, dtype=np.int32)
     unset = np.zeros(len(raw), dtype=bool)
+    exact = True
+    categories_list = encoder.categories
     for i, value in enumerate(raw):
         if value is _UNSET or isinstance(value, Range):
             unset[i] = True
-        else:
-            per_proposal[i] = value
+            continue
+        per_proposal[i] = value
+        if exact and not (value is None or (isinstance(value, float) and math.isnan(value))):
+            code = encoder.category_code(value)
+            category = categories_list[code] if code >= 0 else None
+            if code < 0 or type(category) is not type(value) or category != value:
+                exact = False
+            per_code[i] = code
     values = per_proposal[owner] if len(owner) else np.empty(0, dtype=object)
+    codes = per_code[owner] if len(owner) else np.zeros(0, dtype=np.int32)
     fill = unset[owner] if len(owner) else np.zeros(0, dtype=bool)
     if fill.any():
-        categories = np.empty(len(encoder.categories), dtype=object)
-        categories[:] = encoder.categories
+        categories = np.empty(len(categories_list), dtype=object)
+        categories[:] = categories_list
+        size = int(fill.sum())
         if probabilities is None:
-            draws = categories[rng.integers(0, len(categories), size=int(fill.sum()))]
+            drawn = rng.integers(0, len(categories), size=size)
         else:
-            draws = categories[_draw_codes(rng, probabilities, int(fill.sum()))]
+            drawn = _draw_codes(rng, probabilities, size)
+        draws = categories[drawn]
+        drawn = drawn.astype(np.int32)
         if encoder.missing_proportion > 0:
             missing = rng.random(len(draws)) < encoder.missing_proportion
             draws[missing] = None
+            drawn[missing] = -1
         values[fill] = draws
-    return values
+        codes[fill] = drawn
+    return values, (codes if exact else None)
 
 
 def _resolve_numeric(encoder, column, value, anchor, minimum, maximum) -> tuple:
@@ -401,6 +431,7 @@ def sample_proposals(
     anchors: list[Any] | None = None,
     table: str = '',
     fill: dict[str, np.ndarray] | None = None,
+    codes_out: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Draw the records of single-table proposals (their ``count`` must be set).
 
@@ -419,6 +450,8 @@ def sample_proposals(
             The table name.
         fill (dict[str, numpy.ndarray] or None):
             Target probabilities for the columns a proposal leaves out (:func:`target_fill`).
+        codes_out (dict or None):
+            Receives the categorical columns' fine codes (see :func:`sample_columns`).
 
     Returns:
         pandas.DataFrame:
@@ -430,7 +463,7 @@ def sample_proposals(
     return sample_columns(
         [p.assignments for p in proposals], counts, encoders, rng,
         anchors=[_resolve_anchor(p, anchors_by_id, table) for p in proposals],
-        extra={PROPOSAL_ID_COLUMN: ids}, fill=fill,
+        extra={PROPOSAL_ID_COLUMN: ids}, fill=fill, codes_out=codes_out,
     )
 
 

@@ -433,6 +433,18 @@ def _code_bounds(value, encoder) -> tuple[int, int]:
     return (code, code + 1) if code >= 0 else (-1, -1)
 
 
+def _memo_code_bounds(memo, value, encoder) -> tuple[int, int]:
+    """:func:`_code_bounds` once per distinct value of a column (library values repeat)."""
+    key = (value.low, value.high, 'range') if isinstance(value, Range) else (type(value), value)
+    try:
+        cached = memo.get(key)
+    except TypeError:  # an unhashable value: compute it every time
+        return _code_bounds(value, encoder)
+    if cached is None:
+        cached = memo[key] = _code_bounds(value, encoder)
+    return cached
+
+
 def _midpoint(value):
     if isinstance(value, Range):
         try:
@@ -514,6 +526,7 @@ class LibraryPlanner(Planner):
             self.index_cache[key] = self._index
 
     def _build_index_now(self, state):
+        memo = {}
         parent = state.encodings[state.table]
         index = {'parent': {}, 'child': {}, 'owner': None}
         assignments = [
@@ -530,9 +543,11 @@ class LibraryPlanner(Planner):
                 index['parent'][column] = derived[column]
                 continue
             bounds = np.array([
-                _code_bounds(item[column], encoder) if column in item else (0, encoder.num_codes)
+                _memo_code_bounds(memo, item[column], encoder) if column in item
+                else (0, encoder.num_codes)
                 for item in assignments
             ], dtype=np.int64).reshape(-1, 2)
+            memo.clear()
             index['parent'][column] = bounds
         if state.child_table is not None:
             child = state.encodings[state.child_table]
@@ -547,10 +562,11 @@ class LibraryPlanner(Planner):
                 if not encoder.is_encoded:
                     continue
                 bounds = np.array([
-                    _code_bounds(row[column], encoder) if column in row
+                    _memo_code_bounds(memo, row[column], encoder) if column in row
                     else (0, encoder.num_codes)
                     for row in rows
                 ], dtype=np.int64).reshape(-1, 2)
+                memo.clear()
                 index['child'][column] = bounds
         self._index = index
 

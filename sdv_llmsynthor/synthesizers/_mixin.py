@@ -24,8 +24,14 @@ from sdv_llmsynthor.synthesizers._common import (
 
 #: Rows generated during ``fit(data)`` (to build the library) when ``num_rows`` is not given.
 MAX_FIT_ROWS = 5000
-#: Iteration budget of ``sample``: filling the pool from the library, then a few refinements.
+#: Iteration budget of ``sample`` when lacking cells may be topped up by an LLM planner (above
+#: the fit size): filling the pool from the library, then refinements and top-ups, whose
+#: proposals an LLM may need more than one round to get valid.
 SAMPLE_MAX_ITERATIONS = 8
+#: Iteration budget of ``sample`` otherwise (library, or statistical top-ups, which are always
+#: valid): the pool, then two refinements. Later ones added under 0.2% of the pool and left the
+#: sample's fidelity as it was (evaluation/results/sample_speed.md).
+SAMPLE_LIBRARY_ITERATIONS = 3
 
 
 class LLMSynthorMixin:
@@ -239,6 +245,12 @@ class LLMSynthorMixin:
         self._sample_calls += 1
         return int(sequence.generate_state(1)[0])
 
+    def _planner_uses_llm(self):
+        """Whether the synthesizer's planner calls an LLM (without building it)."""
+        if isinstance(self.planner, Planner):
+            return bool(getattr(self.planner, 'uses_llm', False))
+        return self.planner != 'statistical'
+
     def _fallback_factory(self):
         def factory():
             try:
@@ -267,7 +279,9 @@ class LLMSynthorMixin:
         pool_target = int(math.ceil(self.pool_factor * num_units))
         loop = self._make_loop(
             self._fitted_spec, library_planner, num_units, self._next_sample_seed(),
-            max_iterations=SAMPLE_MAX_ITERATIONS, batch_rows=pool_target,
+            max_iterations=(SAMPLE_MAX_ITERATIONS if fallback and self._planner_uses_llm()
+                            else SAMPLE_LIBRARY_ITERATIONS),
+            batch_rows=pool_target,
             progress=bool(self.verbose) and num_units >= 100_000,
             max_empty_iterations=2, patience=2,
             calibration_seconds=max(30.0, 20.0 * num_units / 1_000_000),
