@@ -73,7 +73,11 @@ def _untyped():
         return calibration._UnitTypes(matrix, np.ones(size, dtype=np.int64),
                                       np.arange(size, dtype=np.int64))
 
+    def given_types_undone(matrix, unit_types):
+        return every_unit_its_own_type(matrix[np.asarray(unit_types, dtype=np.int64)])
+
     calibration._unit_types = every_unit_its_own_type
+    calibration._given_types = given_types_undone
 
 
 def _child(which, rows, spec_path):
@@ -199,7 +203,7 @@ def _markdown(summaries, args, load, started_at):
     for rows in sizes:
         ratio = _ratio(summaries, rows, 'sample_seconds')
         memory = _ratio(summaries, rows, 'peak_mb')
-        if ratio is not None:
+        if ratio is not None and rows >= 100_000:
             lines.append(f'- {rows:,} rows: time {ratio:.2f}x GaussianCopula (goal <= 0.25x at '
                          f'200k and 1M), memory {memory:.2f}x (goal <= 2x).')
     small = next((s for s in summaries if s['rows'] == min(sizes) and s['which'] == 'llmsynthor'),
