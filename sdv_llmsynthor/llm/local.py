@@ -9,14 +9,19 @@ client's. Free strings get a ``maxLength`` in the grammar only (:func:`grammar_s
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sdv_llmsynthor.errors import LLMBackendUnavailableError, LLMConfigurationError, LLMRequestError
+from sdv_llmsynthor.llm._llama_probe import model_params_override
 from sdv_llmsynthor.llm.base import LLMClient
 from sdv_llmsynthor.llm.structured import RawCompletion
 
@@ -79,6 +84,103 @@ def _check_llama_cpp() -> None:
         )
 
 
+#: The health-check script run in a child process before the model is loaded (see
+#: :func:`probe_backend`).
+PROBE_SCRIPT = Path(__file__).with_name('_llama_probe.py')
+
+#: Seconds the health check may take before it is abandoned (and the model loaded anyway).
+PROBE_TIMEOUT_SECONDS = 300.0
+
+REBUILD_HINT = (
+    "Reinstall llama-cpp-python for a generic CPU (CMAKE_ARGS='-DGGML_NATIVE=OFF' pip install "
+    '--force-reinstall --no-cache-dir llama-cpp-python), or pass llm= an OpenAI-compatible '
+    'endpoint.'
+)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the health check of the llama.cpp build found.
+
+    Attributes:
+        status (str):
+            ``'ok'``, ``'crashed'`` (the child process died from a signal), ``'failed'`` (it
+            exited with an error) or ``'timeout'``.
+        detail (str):
+            The signal name or return code and the end of the child's stderr.
+    """
+
+    status: str
+    detail: str = ''
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f'signal {number}'
+
+
+def probe_backend(
+    model_path: str | os.PathLike[str],
+    n_threads: int | None = None,
+    extra_buffers: bool | None = None,
+    timeout: float = PROBE_TIMEOUT_SECONDS,
+) -> ProbeResult:
+    """Load the model and complete one short prompt in a child process.
+
+    A crash of llama.cpp's native code (a segmentation fault) kills the process it runs in;
+    running the same load and prompt in a child first turns such a crash into a result.
+
+    Args:
+        model_path (str or path):
+            The GGUF file.
+        n_threads (int or None):
+            CPU threads.
+        extra_buffers (bool or None):
+            llama.cpp's ``use_extra_bufts`` (None: its default).
+        timeout (float):
+            Seconds before the child is stopped.
+
+    Returns:
+        ProbeResult
+    """
+    arguments = json.dumps({
+        'model_path': str(model_path), 'n_threads': n_threads, 'extra_buffers': extra_buffers,
+    })
+    environment = dict(os.environ)
+    # The child must find llama_cpp where this process found it.
+    environment['PYTHONPATH'] = os.pathsep.join(path for path in sys.path if path)
+    try:
+        completed = subprocess.run(
+            [sys.executable, str(PROBE_SCRIPT), arguments], capture_output=True, text=True,
+            timeout=timeout, env=environment, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return ProbeResult('timeout', f'no answer within {timeout:.0f} s')
+
+    tail = '\n'.join((completed.stderr or '').strip().splitlines()[-12:])
+    if completed.returncode < 0:
+        return ProbeResult('crashed', f'{_signal_name(-completed.returncode)}\n{tail}'.strip())
+    if completed.returncode != 0 or 'ok' not in (completed.stdout or '').split():
+        return ProbeResult('failed', f'exit code {completed.returncode}\n{tail}'.strip())
+    return ProbeResult('ok')
+
+
+def _reports_amx(llama_cpp: Any) -> bool:
+    """Whether the loaded llama.cpp build says it uses Intel AMX (``AMX_INT8 = 1``)."""
+    system_info = getattr(llama_cpp, 'llama_print_system_info', None)
+    if system_info is None:
+        return False
+    try:
+        text = system_info()
+    except Exception:  # noqa: BLE001 - a diagnostic only
+        return False
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'replace')
+    return 'AMX_INT8 = 1' in str(text)
+
+
 def grammar_schema(schema: Any, max_string_chars: int = GRAMMAR_MAX_STRING_CHARS) -> Any:
     """Return a copy of ``schema`` whose free strings are bounded, for llama.cpp's grammar.
 
@@ -129,10 +231,25 @@ class LocalLlamaClient(LLMClient):
             Let llama.cpp print its own logs. Defaults to False.
         max_reasks (int):
             Re-asks after an invalid reply. Defaults to 1.
+        extra_buffers (bool or None):
+            llama.cpp's extra buffer types (Intel AMX kernels and CPU weight repacking). None
+            turns them off when the llama.cpp build reports AMX (its AMX kernel crashes the
+            process on some machines: see ``_llama_probe``) and keeps llama.cpp's default
+            otherwise. Defaults to None.
+        check_backend (bool):
+            Before the first load in a process, load the model and complete one short prompt
+            in a child process (about a second), so that a llama.cpp build that crashes on this
+            machine raises ``LLMBackendUnavailableError`` instead of killing the process. With
+            ``extra_buffers=None``, a crash with extra buffers on is retried with them off.
+            Defaults to True.
     """
 
     _announced: ClassVar[bool] = False
     _announce_lock: ClassVar[threading.Lock] = threading.Lock()
+    #: Health checks already run in this process: ``(path, threads, extra_buffers)`` to the
+    #: ``use_extra_bufts`` value that loads safely.
+    _checked_backends: ClassVar[dict[tuple[Any, ...], bool | None]] = {}
+    _check_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -143,6 +260,8 @@ class LocalLlamaClient(LLMClient):
         cache_dir: str | None = None,
         verbose: bool = False,
         max_reasks: int = 1,
+        extra_buffers: bool | None = None,
+        check_backend: bool = True,
     ) -> None:
         _check_llama_cpp()
         if model_path is None:
@@ -165,6 +284,8 @@ class LocalLlamaClient(LLMClient):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.verbose = verbose
+        self.extra_buffers = extra_buffers
+        self.check_backend = check_backend
         self._resolved_path = resolved
         self._llama = None
         self._lock = threading.Lock()
@@ -194,6 +315,9 @@ class LocalLlamaClient(LLMClient):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Clients pickled before these options existed.
+        state.setdefault('extra_buffers', None)
+        state.setdefault('check_backend', True)
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -219,15 +343,60 @@ class LocalLlamaClient(LLMClient):
             else:
                 LOGGER.info('Using the embedded model %s via llama.cpp.', self.model)
 
-            self._llama = llama_cpp.Llama(
-                model_path=str(self._resolved_path),
-                seed=self.seed,
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                verbose=self.verbose,
-            )
+            extra_buffers = self._safe_extra_buffers(llama_cpp)
+            with model_params_override(llama_cpp, extra_buffers):
+                self._llama = llama_cpp.Llama(
+                    model_path=str(self._resolved_path),
+                    seed=self.seed,
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    verbose=self.verbose,
+                )
 
         return self._llama
+
+    def _safe_extra_buffers(self, llama_cpp: Any) -> bool | None:
+        """The ``use_extra_bufts`` to load with: resolved, then checked in a child process."""
+        if self.extra_buffers is not None:
+            candidates = [bool(self.extra_buffers)]
+        elif _reports_amx(llama_cpp):
+            candidates = [False]
+        else:
+            candidates = [None, False]  # llama.cpp's default first
+        if not self.check_backend:
+            return candidates[0]
+
+        key = (str(self._resolved_path), self.n_threads, self.extra_buffers)
+        with self._check_lock:
+            if key in self._checked_backends:
+                return self._checked_backends[key]
+
+            crashes = []
+            for extra_buffers in candidates:
+                result = probe_backend(self._resolved_path, self.n_threads, extra_buffers)
+                if result.status == 'crashed':
+                    crashes.append(f'extra_buffers={extra_buffers}: {result.detail}')
+                    LOGGER.warning(
+                        'llama.cpp crashed in the health check of %s (extra_buffers=%s): %s',
+                        self.model, extra_buffers, result.detail.splitlines()[0],
+                    )
+                    continue
+                if result.status != 'ok':
+                    # Not a crash (a Python error or a slow machine): loading in-process will
+                    # raise the same Python error, if any.
+                    LOGGER.warning(
+                        'The health check of the embedded model did not finish (%s); loading '
+                        'it anyway.', result.detail.splitlines()[0] if result.detail else
+                        result.status,
+                    )
+                self._checked_backends[key] = extra_buffers
+                return extra_buffers
+
+        raise LLMBackendUnavailableError(
+            f'The installed llama.cpp crashes on this machine when it runs {self.model} (seen '
+            'in a child process, so this process is unharmed). ' + REBUILD_HINT
+            + '\nDetails:\n' + '\n'.join(crashes)
+        )
 
     def _send(
         self, messages: list[dict[str, Any]], schema: dict[str, Any], params: dict[str, Any]

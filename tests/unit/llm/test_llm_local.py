@@ -5,7 +5,9 @@ import importlib.machinery
 import json
 import pickle
 import re
+import subprocess
 import sys
+import textwrap
 import types
 
 import pytest
@@ -67,9 +69,25 @@ def fake_backend(tmp_path, monkeypatch):
     }
     monkeypatch.setattr(local, '_find_spec', specs.get)
     monkeypatch.setattr(LocalLlamaClient, '_announced', False)
+    monkeypatch.setattr(LocalLlamaClient, '_checked_backends', {})
+    FakeProbe.calls = []
+    FakeProbe.results = {}
+    monkeypatch.setattr(local, 'probe_backend', FakeProbe.probe)
     FakeLlama.instances = []
     FakeLlama.contents = []
     return package
+
+
+class FakeProbe:
+    """Stands in for the child-process health check: records calls, answers from a table."""
+
+    calls = []
+    results = {}
+
+    @staticmethod
+    def probe(model_path, n_threads=None, extra_buffers=None, timeout=None):
+        FakeProbe.calls.append(extra_buffers)
+        return FakeProbe.results.get(extra_buffers, local.ProbeResult('ok'))
 
 
 def test_init__lazy_and_default_model(fake_backend):
@@ -235,3 +253,131 @@ def test_complete_json__grammar_gets_bounded_strings_validation_does_not(fake_ba
     sent = FakeLlama.instances[0].requests[0]['response_format']['schema']
     assert sent['properties']['reason']['maxLength'] == local.GRAMMAR_MAX_STRING_CHARS
     assert response.data == {'reason': 'x' * 500}
+
+
+def test_load__health_check_once_per_process(fake_backend):
+    # Setup
+    FakeLlama.contents = ['{"num": 1}', '{"num": 2}']
+
+    # Run
+    LocalLlamaClient().complete_json(MESSAGES, SCHEMA)
+    LocalLlamaClient(seed=4).complete_json(MESSAGES, SCHEMA)
+
+    # Assert: llama.cpp's default (None) passed the check, and only one check ran
+    assert FakeProbe.calls == [None]
+    assert len(FakeLlama.instances) == 2
+
+
+def test_load__crash_with_extra_buffers_retries_without(fake_backend, caplog):
+    # Setup
+    FakeProbe.results = {None: local.ProbeResult('crashed', 'SIGSEGV\nin decode')}
+    FakeLlama.contents = ['{"num": 3}']
+    client = LocalLlamaClient()
+
+    # Run
+    response = client.complete_json(MESSAGES, SCHEMA)
+
+    # Assert
+    assert response.data == {'num': 3}
+    assert FakeProbe.calls == [None, False]
+    assert LocalLlamaClient._checked_backends == {
+        (str(client._resolved_path), None, None): False
+    }
+    assert 'llama.cpp crashed in the health check' in caplog.text
+
+
+def test_load__crash_everywhere_raises_instead_of_loading(fake_backend):
+    # Setup
+    crash = local.ProbeResult('crashed', 'SIGSEGV\nggml_backend_amx_mul_mat')
+    FakeProbe.results = {None: crash, False: crash}
+    client = LocalLlamaClient()
+
+    # Run and Assert
+    msg = 'The installed llama.cpp crashes on this machine when it runs SmolLM2-135M'
+    with pytest.raises(LLMBackendUnavailableError, match=re.escape(msg)) as info:
+        client.complete_json(MESSAGES, SCHEMA)
+    assert "CMAKE_ARGS='-DGGML_NATIVE=OFF'" in str(info.value)
+    assert 'extra_buffers=False: SIGSEGV' in str(info.value)
+    assert FakeLlama.instances == []
+
+
+def test_load__amx_build_skips_extra_buffers(fake_backend):
+    # Setup
+    sys.modules['llama_cpp'].llama_print_system_info = (
+        lambda: b'CPU : AVX2 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 |')
+    FakeLlama.contents = ['{"num": 5}']
+
+    # Run
+    LocalLlamaClient().complete_json(MESSAGES, SCHEMA)
+
+    # Assert
+    assert FakeProbe.calls == [False]
+
+
+def test_load__explicit_extra_buffers_and_no_check(fake_backend):
+    # Setup
+    FakeProbe.results = {True: local.ProbeResult('crashed', 'SIGSEGV')}
+    FakeLlama.contents = ['{"num": 5}']
+
+    # Run
+    with pytest.raises(LLMBackendUnavailableError):
+        LocalLlamaClient(extra_buffers=True).complete_json(MESSAGES, SCHEMA)
+    LocalLlamaClient(extra_buffers=True, check_backend=False).complete_json(MESSAGES, SCHEMA)
+
+    # Assert: an explicit choice is not replaced; check_backend=False runs no check
+    assert FakeProbe.calls == [True]
+    assert len(FakeLlama.instances) == 1
+
+
+def test_model_params_override__sets_and_restores_use_extra_bufts():
+    # Setup
+    low_level = types.SimpleNamespace(
+        llama_model_default_params=lambda: types.SimpleNamespace(use_extra_bufts=True, n=1))
+    original = low_level.llama_model_default_params
+    llama_cpp = types.SimpleNamespace(llama=types.SimpleNamespace(llama_cpp=low_level))
+
+    # Run
+    with local.model_params_override(llama_cpp, False):
+        inside = low_level.llama_model_default_params()
+    with local.model_params_override(llama_cpp, None):
+        default = low_level.llama_model_default_params()
+
+    # Assert
+    assert (inside.use_extra_bufts, inside.n) == (False, 1)
+    assert default.use_extra_bufts is True
+    assert low_level.llama_model_default_params is original
+
+
+@pytest.mark.parametrize(('body', 'status', 'detail'), [
+    ("print('ok')", 'ok', ''),
+    ('import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)', 'crashed', 'SIGSEGV'),
+    ("import sys\nsys.stderr.write('bad model file')\nsys.exit(3)", 'failed', 'exit code 3'),
+])
+def test_probe_backend__reads_the_child_process(tmp_path, monkeypatch, body, status, detail):
+    # Setup: a child that answers, crashes with a segmentation fault, or fails
+    script = tmp_path / 'probe.py'
+    script.write_text(textwrap.dedent(body))
+    monkeypatch.setattr(local, 'PROBE_SCRIPT', script)
+
+    # Run
+    result = local.probe_backend(tmp_path / 'model.gguf', n_threads=1, extra_buffers=False)
+
+    # Assert
+    assert result.status == status
+    assert result.detail.startswith(detail)
+    if status == 'failed':
+        assert 'bad model file' in result.detail
+
+
+def test_probe_backend__timeout(tmp_path, monkeypatch):
+    # Setup
+    def run(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs['timeout'])
+
+    monkeypatch.setattr(local.subprocess, 'run', run)
+
+    # Run
+    result = local.probe_backend(tmp_path / 'model.gguf', timeout=2)
+
+    # Assert
+    assert result == local.ProbeResult('timeout', 'no answer within 2 s')
