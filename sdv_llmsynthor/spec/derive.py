@@ -11,6 +11,9 @@ Conventions of the derived spec:
 - A statistic is computed over the rows where all its columns are present, and its
   proportions sum to 1; the share of missing values is the column's ``missing_proportion``.
 - Proportions are rounded to 6 decimals by largest remainders, so they still sum to exactly 1.
+- Except for a derived column some parents have no value of (``min``, ``max`` or ``mean`` of
+  a parent without children): its statistics are partial count tables over the parents that
+  have one, so their shares are of all parents and the rest is left to those without.
 - Id columns (the primary key, foreign keys, any ``id`` sdtype) and PII sdtypes are skipped.
 
 The rows are only read: nothing of them is kept beyond the aggregates in the returned spec.
@@ -629,7 +632,7 @@ def _derive_table(frame, table_name, table_meta, extra_columns, joints, max_join
         if add_marginal:
             statistic = _marginal(encoded)
             if statistic is not None:
-                table.statistics.append(statistic)
+                table.statistics.append(_partial_if_missing(statistic, [encoded]))
         if derived is not None:
             table.derived_columns[name] = derived
 
@@ -642,6 +645,8 @@ def _derive_table(frame, table_name, table_meta, extra_columns, joints, max_join
         statistic = _joint([encodings[c] for c in group])
         if statistic is None:
             continue
+        if any(c in extra_columns for c in group):
+            statistic = _partial_if_missing(statistic, [encodings[c] for c in group])
         base, suffix = statistic.name, 2
         while statistic.name in used:
             statistic.name = f'{base} ({suffix})'
@@ -649,6 +654,25 @@ def _derive_table(frame, table_name, table_meta, extra_columns, joints, max_join
         used.add(statistic.name)
         table.statistics.append(statistic)
     return table
+
+
+def _partial_if_missing(statistic: StatisticSpec, encodings: Sequence[_Encoded]
+                        ) -> StatisticSpec:
+    """A statistic over parent rows some of which lack a value (a derived ``min`` of a parent
+    without children) as a partial count table: its cells then hold the share of *all* parent
+    rows, and the engine leaves the rest (no value) to the parents without children, instead
+    of giving every parent a value (and so a child).
+    """
+    present = np.logical_and.reduce([np.asarray(e.present, dtype=bool) & (e.codes >= 0)
+                                     for e in encodings])
+    if present.all():
+        return statistic
+    num_present = int(present.sum())
+    statistic.measure = 'count'
+    statistic.complete = False
+    for cell in statistic.cells:
+        cell.value = _clean_number(round(cell.value * num_present, 3))
+    return statistic
 
 
 def _encode_derived(name: str, derived: DerivedColumnSpec, values: pd.Series,

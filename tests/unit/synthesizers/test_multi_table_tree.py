@@ -130,6 +130,11 @@ def test_sample__child_counts_follow_the_parent_at_every_level(tree):
     by_device = per_session.groupby(sessions['device']).mean()
     assert by_device['desktop'] > by_device['mobile'] + 1.0
     assert len(sampled['users']) == 2 * 90
+    # Users without a review stay (the derived min/max of stars leave them room, see derive).
+    real = tree[2]
+    real_share = 1 - real['reviews']['user_id'].nunique() / len(real['users'])
+    sampled_share = 1 - sampled['reviews']['user_id'].nunique() / len(sampled['users'])
+    assert abs(sampled_share - real_share) < 0.05
 
 
 @pytest.mark.filterwarnings('ignore:The multi table .* report is deprecated:FutureWarning')
