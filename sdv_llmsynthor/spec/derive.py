@@ -11,6 +11,9 @@ Conventions of the derived spec:
 - A statistic is computed over the rows where all its columns are present, and its
   proportions sum to 1; the share of missing values is the column's ``missing_proportion``.
 - Proportions are rounded to 6 decimals by largest remainders, so they still sum to exactly 1.
+- Except for a derived column some parents have no value of (``min``, ``max`` or ``mean`` of
+  a parent without children): its statistics are partial count tables over the parents that
+  have one, so their shares are of all parents and the rest is left to those without.
 - Id columns (the primary key, foreign keys, any ``id`` sdtype) and PII sdtypes are skipped.
 
 The rows are only read: nothing of them is kept beyond the aggregates in the returned spec.
@@ -430,7 +433,9 @@ def dependence_score(first: _Encoded, second: _Encoded, given: _Encoded | None =
     return _dependence(first, second, given)[0]
 
 
-def choose_joints(encodings: Mapping[str, _Encoded], max_joints: int = 3) -> list[list[str]]:
+def choose_joints(encodings: Mapping[str, _Encoded], max_joints: int = 3,
+                  apart: Mapping[str, str] | None = None,
+                  same_presence: Sequence[str] = ()) -> list[list[str]]:
     """Pick column pairs and triples with the strongest dependence, by mutual information.
 
     Pairs score their normalised mutual information (:func:`dependence_score`) and count when
@@ -447,15 +452,35 @@ def choose_joints(encodings: Mapping[str, _Encoded], max_joints: int = 3) -> lis
             Encoded columns by name (main-bin resolution).
         max_joints (int):
             At most this many groups.
+        apart (Mapping[str, str] or None):
+            A label per column (e.g. the child table a derived column aggregates); no group
+            holds two columns with different labels. Unlabelled columns go with any.
+        same_presence (Sequence[str]):
+            Columns that join only columns present in exactly the same rows (a derived
+            ``min`` is missing for a parent without children: a joint with the child count
+            would lack the count 0 and contradict the count's marginal).
 
     Returns:
         list[list[str]]
     """
     names = list(encodings)
+    apart = dict(apart or {})
+    same_presence = set(same_presence)
+
+    def compatible(group):
+        if len({apart[name] for name in group if name in apart}) > 1:
+            return False
+        for name in same_presence.intersection(group):
+            present = np.asarray(encodings[name].present, dtype=bool)
+            if any(not np.array_equal(present, np.asarray(encodings[other].present, dtype=bool))
+                   for other in group if other != name):
+                return False
+        return True
+
     pair_scores = {}
     for first, second in itertools.combinations(names, 2):
         cells = len(encodings[first].labels) * len(encodings[second].labels)
-        if cells > MAX_AUTO_JOINT_CELLS:
+        if cells > MAX_AUTO_JOINT_CELLS or not compatible((first, second)):
             continue
         score, p_value = _dependence(encodings[first], encodings[second])
         if score >= MIN_AUTO_JOINT_SCORE and p_value < AUTO_JOINT_P_VALUE:
@@ -464,7 +489,8 @@ def choose_joints(encodings: Mapping[str, _Encoded], max_joints: int = 3) -> lis
     candidates = [(score, 2, tuple(sorted(pair, key=names.index)))
                   for pair, score in pair_scores.items()]
     for triple in itertools.combinations(names, 3):
-        if math.prod(len(encodings[name].labels) for name in triple) > MAX_AUTO_JOINT_CELLS:
+        if math.prod(len(encodings[name].labels) for name in triple) > MAX_AUTO_JOINT_CELLS or (
+                not compatible(triple)):
             continue
         for center in triple:
             first, second = (name for name in triple if name != center)
@@ -548,17 +574,22 @@ def _as_derived(name: str, value: Any) -> DerivedColumnSpec:
 
 
 # ---------------------------------------------------------------------- entry point
-def _joint_groups(joints, table_name, encodings, max_joints, is_single):
+def _joint_groups(joints, table_name, encodings, max_joints, is_single, apart=None,
+                  same_presence=()):
     if joints is None:
         return []
     if isinstance(joints, str):
         if joints != 'auto':
             raise ValueError(f"joints must be 'auto', None, or lists of columns; got {joints!r}.")
-        return choose_joints(encodings, max_joints=max_joints)
+        # Columns derived from two different child tables are synthesised in different edges
+        # of the tree (spec/tree.py): a joint over both could not be targeted.
+        return choose_joints(encodings, max_joints=max_joints, apart=apart,
+                             same_presence=same_presence)
     if isinstance(joints, Mapping):
         groups = joints.get(table_name, [])
         if isinstance(groups, str):
-            return _joint_groups(groups, table_name, encodings, max_joints, is_single)
+            return _joint_groups(groups, table_name, encodings, max_joints, is_single, apart,
+                                 same_presence)
     else:
         groups = [g for g in joints if is_single or all(c in encodings for c in g)]
     out = []
@@ -594,22 +625,28 @@ def _derive_table(frame, table_name, table_meta, extra_columns, joints, max_join
         if statistic is not None:
             table.statistics.append(statistic)
 
-    for name, (derived, encoded, add_marginal) in extra_columns.items():
+    for name, (derived, encoded, add_marginal, _child) in extra_columns.items():
         if encoded is None:
             continue
         encodings[name] = encoded
         if add_marginal:
             statistic = _marginal(encoded)
             if statistic is not None:
-                table.statistics.append(statistic)
+                table.statistics.append(_partial_if_missing(statistic, [encoded]))
         if derived is not None:
             table.derived_columns[name] = derived
 
     used = {s.name for s in table.statistics}
-    for group in _joint_groups(joints, table_name, encodings, max_joints, is_single):
+    apart = {name: child for name, (_, _, _, child) in extra_columns.items()}
+    partial = [name for name in extra_columns if name in encodings
+               and not np.asarray(encodings[name].present, dtype=bool).all()]
+    for group in _joint_groups(joints, table_name, encodings, max_joints, is_single, apart,
+                               partial):
         statistic = _joint([encodings[c] for c in group])
         if statistic is None:
             continue
+        if any(c in extra_columns for c in group):
+            statistic = _partial_if_missing(statistic, [encodings[c] for c in group])
         base, suffix = statistic.name, 2
         while statistic.name in used:
             statistic.name = f'{base} ({suffix})'
@@ -617,6 +654,25 @@ def _derive_table(frame, table_name, table_meta, extra_columns, joints, max_join
         used.add(statistic.name)
         table.statistics.append(statistic)
     return table
+
+
+def _partial_if_missing(statistic: StatisticSpec, encodings: Sequence[_Encoded]
+                        ) -> StatisticSpec:
+    """A statistic over parent rows some of which lack a value (a derived ``min`` of a parent
+    without children) as a partial count table: its cells then hold the share of *all* parent
+    rows, and the engine leaves the rest (no value) to the parents without children, instead
+    of giving every parent a value (and so a child).
+    """
+    present = np.logical_and.reduce([np.asarray(e.present, dtype=bool) & (e.codes >= 0)
+                                     for e in encodings])
+    if present.all():
+        return statistic
+    num_present = int(present.sum())
+    statistic.measure = 'count'
+    statistic.complete = False
+    for cell in statistic.cells:
+        cell.value = _clean_number(round(cell.value * num_present, 3))
+    return statistic
 
 
 def _encode_derived(name: str, derived: DerivedColumnSpec, values: pd.Series,
@@ -759,7 +815,7 @@ def derive_spec(data, metadata, num_main_bins: int = 6, num_sub_bins: int = 8,
                                               child_count=child_count))
         count_encoded = _encode_discrete(child_count_column(child), sizes, 'values',
                                          categories=[int(s) for s in support])
-        extra_by_table[parent][child_count_column(child)] = (None, count_encoded, False)
+        extra_by_table[parent][child_count_column(child)] = (None, count_encoded, False, child)
 
         if derived is None:
             declared = _auto_derived(metadata_dict, parent, child, child_frame)
@@ -772,7 +828,7 @@ def derive_spec(data, metadata, num_main_bins: int = 6, num_sub_bins: int = 8,
         for column, derived_spec in declared.items():
             values = _derived_values(derived_spec, parent_keys, child_frame, foreign_key)
             encoded = _encode_derived(column, derived_spec, values, num_main_bins)
-            extra_by_table[parent][column] = (derived_spec, encoded, True)
+            extra_by_table[parent][column] = (derived_spec, encoded, True, child)
 
     tables = {}
     for current, frame in data.items():

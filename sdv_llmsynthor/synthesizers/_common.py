@@ -515,14 +515,17 @@ class LibraryPlanner(Planner):
     def _build_index(self, state):
         key = None
         if self.index_cache is not None:
-            key = self._encoding_key(state)
+            key = (id(self.library[0]) if self.library else None, len(self.library),
+                   self._encoding_key(state))
             cached = self.index_cache.get(key)
             if cached is not None:
                 self._index = cached
                 return
         self._build_index_now(state)
         if key is not None:
-            self.index_cache.clear()
+            # One index per library and encoding (a relational tree has one per edge).
+            if len(self.index_cache) >= 16:
+                self.index_cache.clear()
             self.index_cache[key] = self._index
 
     def _build_index_now(self, state):

@@ -203,19 +203,23 @@ class LLMSynthorMixin:
         self._finish_fit(spec, loop, result, copula_usage)
 
     # ------------------------------------------------------------------ the loop
-    def _make_loop(self, spec, planner, num_rows, seed, **kwargs):
+    def _make_loop(self, spec, planner, num_rows, seed, metadata=None, **kwargs):
         from sdv_llmsynthor.core.loop import SynthesisLoop
 
-        loop = SynthesisLoop(spec, self._original_metadata, planner, num_rows=num_rows,
+        metadata = self._original_metadata if metadata is None else metadata
+        loop = SynthesisLoop(spec, metadata, planner, num_rows=num_rows,
                              pool_factor=self.pool_factor, seed=int(seed), **kwargs)
-        install_constraints(loop, self._constraints_by_table(), self._original_metadata)
+        constraints = {table: items for table, items in self._constraints_by_table().items()
+                       if table in metadata.tables}
+        install_constraints(loop, constraints, metadata)
         return loop
 
-    def _run_fit_loop(self, spec, num_rows):
+    def _run_fit_loop(self, spec, num_rows, seed=None, metadata=None, checkpoint_dir=None):
         planner, _ = self._get_planner()
         loop = self._make_loop(
-            spec, planner, num_rows, self.seed, max_iterations=self.max_iterations,
-            checkpoint_dir=self.checkpoint_dir,
+            spec, planner, num_rows, self.seed if seed is None else seed, metadata=metadata,
+            max_iterations=self.max_iterations,
+            checkpoint_dir=self.checkpoint_dir if checkpoint_dir is None else checkpoint_dir,
             progress=bool(self.verbose),
         )
         result = loop.run()
@@ -266,19 +270,27 @@ class LLMSynthorMixin:
 
         return factory
 
-    def _draw_from_library(self, num_units, table_name=None):
-        """Run the loop with the library planner at ``num_units`` rows (households)."""
+    def _draw_from_library(self, num_units, table_name=None, spec=None, library=None,
+                           fit_units=None, metadata=None):
+        """Run the loop with the library planner at ``num_units`` rows (households).
+
+        ``spec``, ``library``, ``fit_units`` and ``metadata`` default to the synthesizer's own
+        (a tree of tables passes those of one edge).
+        """
+        spec = self._fitted_spec if spec is None else spec
+        library = self._library if library is None else library
+        fit_units = self._fit_units if fit_units is None else fit_units
         # At or below the fit size every cell the targets need was already needed (and tried)
         # in fit, so the library is all there is; only a larger request can reveal cells too
         # small to have appeared at the fit size, and only those justify new planner calls.
-        fallback = self._fallback_factory() if num_units > (self._fit_units or 0) else None
+        fallback = self._fallback_factory() if num_units > (fit_units or 0) else None
         if getattr(self, '_library_index_cache', None) is None:
             self._library_index_cache = {}
-        library_planner = LibraryPlanner(self._library, fallback=fallback,
+        library_planner = LibraryPlanner(library, fallback=fallback,
                                          index_cache=self._library_index_cache)
         pool_target = int(math.ceil(self.pool_factor * num_units))
         loop = self._make_loop(
-            self._fitted_spec, library_planner, num_units, self._next_sample_seed(),
+            spec, library_planner, num_units, self._next_sample_seed(), metadata=metadata,
             max_iterations=(SAMPLE_MAX_ITERATIONS if fallback and self._planner_uses_llm()
                             else SAMPLE_LIBRARY_ITERATIONS),
             batch_rows=pool_target,
