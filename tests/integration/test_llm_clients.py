@@ -65,7 +65,7 @@ def llama_server(tmp_path_factory):
     model_path = _model_path()
     port = _free_port()
     command = [
-        sys.executable, '-m', 'llama_cpp.server', '--model', str(model_path),
+        sys.executable, '-m', 'sdv_llmsynthor.llm.serve_local', '--model', str(model_path),
         '--host', '127.0.0.1', '--port', str(port), '--model_alias', 'smollm2',
         '--n_ctx', '2048', '--seed', '0',
     ]
