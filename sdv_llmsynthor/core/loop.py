@@ -115,7 +115,11 @@ class SynthesisResult:
         usage (dict):
             LLM usage of the run.
         stopped_by (str):
-            Why the loop stopped.
+            Why the loop stopped: ``'target_tvd'`` (every statistic within ``target_tvd``),
+            ``'converged'`` (nothing left to refine: no deficit, or the pool full with no
+            anchor left), ``'plateau'`` (the pool's mean TVD stopped improving by 1% over
+            ``patience`` iterations while still above ``target_tvd``), ``'max_iterations'``,
+            ``'token_budget'`` or ``'no_progress'``.
         pool_units (int):
             Records (households) in the pool before calibration.
     """
@@ -631,6 +635,8 @@ class SynthesisLoop:
                 'max_anchors': int(self.max_anchors),
                 'table': self.table,
                 'child_table': self.child_table,
+                # Regrouping changes which households enter the pool.
+                'regroup': bool(self.regroup),
             },
         }
 
@@ -761,7 +767,8 @@ class SynthesisLoop:
             if all(entry['pool_rows'] >= self.pool_target
                    for entry in self.history[-self.patience:]) and (
                     min(recent[1:]) > recent[0] * (1 - _IMPROVEMENT)):
-                return 'converged'
+                # Still above target_tvd (checked just above): a plateau, not convergence.
+                return 'plateau'
         return ''
 
     def _planner_state(self, discrepancy, anchors, budget, rng) -> PlannerState:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sdv_llmsynthor.errors import SpecValidationError
 from sdv_llmsynthor.spec.model import (
     Cell,
     ColumnSpec,
@@ -49,6 +50,8 @@ from sdv_llmsynthor.spec.resolve import (
     metadata_to_dict,
     seconds_to_iso,
 )
+from sdv_llmsynthor.spec.schema import json_path
+from sdv_llmsynthor.spec.validation import bin_edge_problems
 
 #: Numeric columns holding integers with at most this many distinct values are discrete.
 MAX_DISCRETE_VALUES = 20
@@ -610,6 +613,22 @@ def _derive_table(frame, table_name, table_meta, extra_columns, joints, max_join
     skip = {table_meta.get('primary_key')}
     encodings: dict[str, _Encoded] = {}
     table_bins = _table_option(bins, table_name)
+    problems = []
+    for name, edges in table_bins.items():
+        column_meta = table_meta.get('columns', {}).get(name)
+        kind = column_kind(column_meta) if column_meta is not None else None
+        path = ['tables', table_name, 'columns', name, 'bins']
+        if kind not in ('numerical', 'datetime'):
+            problems.append((json_path(path), f"bins were given for '{name}', which is "
+                             + (f'{column_meta.get("sdtype")}: bins are for numerical or '
+                                'datetime columns.' if column_meta is not None
+                                else f"not a column of table '{table_name}'.")))
+        elif isinstance(edges, (str, bytes)) or not isinstance(edges, Sequence) or len(edges) < 2:
+            problems.append((json_path(path), f'{edges!r} is not a list of at least two edges.'))
+        else:
+            problems.extend(bin_edge_problems(path, list(edges), kind))
+    if problems:
+        raise SpecValidationError(problems)
     for name, column_meta in table_meta.get('columns', {}).items():
         if name in skip or name not in frame:
             continue

@@ -78,6 +78,144 @@ def spec_problems(spec: MacroSpec | dict[str, Any], metadata: Any) -> list[tuple
     return _Validator(spec, metadata_to_dict(metadata)).run()
 
 
+def bin_edge_problems(path: Sequence[Any], bins: Sequence[Any], kind: str
+                      ) -> list[tuple[str, str]]:
+    """Check bin edges: each a finite number (an ISO date for datetime), strictly increasing.
+
+    Args:
+        path (list):
+            JSON path parts of the edge list (e.g. ``['tables', 't', 'columns', 'age',
+            'bins']``).
+        bins (list):
+            The edges.
+        kind (str):
+            ``'numerical'`` or ``'datetime'``.
+
+    Returns:
+        list[tuple[str, str]]:
+            ``(json_path, message)`` pairs; empty when the edges are usable.
+    """
+    path = list(path)
+    problems = []
+    edges = []
+    for index, edge in enumerate(bins):
+        try:
+            edges.append(edge_to_float(edge, kind))
+        except (TypeError, ValueError):
+            expected = ('an ISO-8601 date or datetime such as "2024-01-31"'
+                        if kind == 'datetime' else 'a number')
+            problems.append((json_path(path + [index]), f'bin edge {edge!r} is not {expected}.'))
+            continue
+        if not np.isfinite(edges[-1]):
+            problems.append((json_path(path + [index]), f'bin edge {edge!r} is not finite.'))
+    if problems:
+        return problems
+    for index in range(1, len(edges)):
+        if edges[index] <= edges[index - 1]:
+            return [(json_path(path + [index]),
+                     f'bins must be strictly increasing: {bins[index]!r} follows '
+                     f'{bins[index - 1]!r}.')]
+    return []
+
+
+def data_problems(spec: MacroSpec, metadata: Any, data: Any) -> list[tuple[str, str]]:
+    """Collect the categories a spec names that the fit data does not have.
+
+    A spec given together with real rows must describe those rows: a category (in a column's
+    ``categories``, or in a non-zero cell key of a statistic on a column without declared
+    categories) that no row holds is almost always a typo or a spec written for other data,
+    and the loop would chase a share nothing supports.
+
+    Args:
+        spec (MacroSpec):
+            A spec that already passed :func:`validate_spec`.
+        metadata (sdv.metadata.Metadata or dict):
+            The SDV metadata.
+        data (pandas.DataFrame or dict[str, pandas.DataFrame]):
+            The fit rows, by table name (a DataFrame for a single-table spec).
+
+    Returns:
+        list[tuple[str, str]]:
+            ``(json_path, message)`` pairs; empty when every category occurs in the data.
+    """
+    metadata = metadata_to_dict(metadata)
+    if not isinstance(data, dict):
+        data = {next(iter(spec.tables)): data}
+    problems: list[tuple[str, str]] = []
+    for table_name, table in spec.tables.items():
+        frame = data.get(table_name)
+        if frame is not None and table_name in metadata['tables']:
+            resolved = resolve_columns(spec, metadata, table_name)
+            problems += _ObservedCategories(table_name, frame, resolved).problems(table)
+    return problems
+
+
+class _ObservedCategories:
+    """The categories each categorical column of one fit table holds (computed on demand)."""
+
+    def __init__(self, table_name: str, frame: Any, resolved: dict[str, ResolvedColumn]):
+        self.table_name = table_name
+        self.frame = frame
+        self.resolved = resolved
+        self._cache: dict[str, tuple[set, list]] = {}
+
+    def get(self, column: str) -> tuple[set, list] | None:
+        info = self.resolved.get(column)
+        if (info is None or info.derived is not None or info.kind != 'categorical'
+                or column not in self.frame.columns):
+            return None
+        if column not in self._cache:
+            values = [v.item() if hasattr(v, 'item') else v
+                      for v in self.frame[column].dropna().unique()]
+            self._cache[column] = ({_marker(v) for v in values}, values)
+        return self._cache[column]
+
+    def problems(self, table) -> list[tuple[str, str]]:
+        problems = []
+        base = ['tables', self.table_name]
+        for name, column in table.columns.items():
+            seen = self.get(name) if column.categories is not None else None
+            if seen is None:
+                continue
+            for index, category in enumerate(column.categories):
+                if _marker(category) not in seen[0]:
+                    problems.append((
+                        json_path(base + ['columns', name, 'categories', index]),
+                        f"category {_render(category)} of '{name}' does not occur in the fit "
+                        f'data (its {len(self.frame)} rows of {self.table_name!r} hold '
+                        f'{_listing(sorted(map(str, seen[1])))}).'
+                        f'{suggest(str(category), [str(v) for v in seen[1]])}'))
+        explicit = [statistic for statistic in table.statistics if not statistic.implicit]
+        for index, statistic in enumerate(explicit):
+            for position, column in enumerate(statistic.columns):
+                column_spec = table.columns.get(column)
+                if column_spec is not None and column_spec.categories is not None:
+                    continue  # its categories were checked above
+                seen = self.get(column)
+                if seen is None:
+                    continue
+                for cell_index, cell in enumerate(statistic.cells):
+                    part = cell.key[position]
+                    if cell.value and not _is_interval(part) and _marker(part) not in seen[0]:
+                        problems.append((
+                            json_path(base + ['statistics', index, 'cells', cell_index, 'key',
+                                              position]),
+                            f"category {_render(part)} of '{column}' does not occur in the "
+                            f'fit data, yet the cell gives it {cell.value!r}.'
+                            f'{suggest(str(part), [str(v) for v in seen[1]])}'))
+        return problems
+
+
+def validate_spec_against_data(spec: MacroSpec, metadata: Any, data: Any) -> None:
+    """Raise :class:`SpecValidationError` when the spec names categories the data lacks.
+
+    See :func:`data_problems`.
+    """
+    problems = data_problems(spec, metadata, data)
+    if problems:
+        raise SpecValidationError(problems)
+
+
 def suggest(name: str, candidates: Sequence[str]) -> str:
     """A " Did you mean ...?" hint with the closest names, or an empty string."""
     matches = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=0.6)
@@ -271,29 +409,9 @@ class _Validator:
         return ok
 
     def _check_bins(self, path: list, bins: list, kind: str) -> bool:
-        edges = []
-        ok = True
-        for index, edge in enumerate(bins):
-            try:
-                edges.append(edge_to_float(edge, kind))
-            except (TypeError, ValueError):
-                ok = False
-                expected = ('an ISO-8601 date or datetime such as "2024-01-31"'
-                            if kind == 'datetime' else 'a number')
-                self.add(path + [index], f'bin edge {edge!r} is not {expected}.')
-                continue
-            if not np.isfinite(edges[-1]):
-                ok = False
-                self.add(path + [index], f'bin edge {edge!r} is not finite.')
-        if not ok:
-            return False
-        for index in range(1, len(edges)):
-            if edges[index] <= edges[index - 1]:
-                self.add(path + [index],
-                         f'bins must be strictly increasing: {bins[index]!r} follows '
-                         f'{bins[index - 1]!r}.')
-                return False
-        return True
+        problems = bin_edge_problems(path, bins, kind)
+        self.problems.extend(problems)
+        return not problems
 
     def _check_derived(self, table_name: str, path: list, name: str, derived) -> bool:
         meta_tables = self.metadata['tables']

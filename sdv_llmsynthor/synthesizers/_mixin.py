@@ -193,8 +193,12 @@ class LLMSynthorMixin:
                 spec = MacroSpec.from_data(data, self._original_metadata, joints=joints)
                 num_rows = self.num_rows or min(real_units, MAX_FIT_ROWS)
             else:
+                from sdv_llmsynthor.spec.validation import validate_spec_against_data
+
                 spec = self._resolve_fit_spec()
                 num_rows = self.num_rows
+                spec.validate(self._original_metadata)
+                validate_spec_against_data(spec, self._original_metadata, data)
             # The rows are not needed any more: drop every reference before the loop runs.
             data = None
         spec.validate(self._original_metadata)

@@ -412,9 +412,15 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
         root = self._tree()[0]
         if num_rows is not None:
             if not is_whole_number(num_rows) or num_rows < 1:
+                hint = ''
+                if (isinstance(num_rows, float) and not isinstance(num_rows, bool)
+                        and 0 < num_rows < 1):
+                    # SDV 1.x took ``scale`` first; SDV 2.x takes ``num_rows`` first.
+                    hint = (f' To sample relative to the fit size, pass it by name: '
+                            f'sample(scale={num_rows}).')
                 raise SynthesizerInputError(
                     f"Invalid parameter for 'num_rows' ({num_rows}). Please provide an integer "
-                    'that is greater than 0.'
+                    f'that is greater than 0.{hint}'
                 )
             table = main_table_name or root
             if table == root:
@@ -430,13 +436,16 @@ class LLMSynthorMultiTableSynthesizer(LLMSynthorMixin, BaseMultiTableSynthesizer
             )
         return max(1, int(round(scale * self._fit_units)))
 
-    def sample(self, num_rows=None, main_table_name=None, scale=None, batch_size=None,
-               max_tries_per_batch=100, output_folder_path=None):
+    def sample(self, num_rows=None, main_table_name=None, batch_size=None,
+               max_tries_per_batch=100, output_folder_path=None, *, scale=None):
         """Sample households with all their persons, calibrated to every target at once.
 
-        Give either ``scale`` (households relative to the fit size; the default is 1.0) or
-        ``num_rows`` of ``main_table_name`` (SDV 2.x; the root table by default; a row count
-        of another table is converted to root rows with the mean child counts down the tree).
+        The positional arguments are SDV 2.x's (``num_rows``, ``main_table_name``,
+        ``batch_size``, ``max_tries_per_batch``, ``output_folder_path``); ``scale`` (SDV 1.x's
+        first argument) is taken by name only. Give either ``scale`` (households relative to
+        the fit size; the default is 1.0) or ``num_rows`` of ``main_table_name`` (the root
+        table by default; a row count of another table is converted to root rows with the
+        mean child counts down the tree).
         A tree of tables is sampled top-down, edge by edge, each from its own library.
         Sampling is done for the whole dataset at once (dataset-level alignment), so
         ``batch_size`` and ``max_tries_per_batch`` are ignored.

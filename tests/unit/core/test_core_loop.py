@@ -371,3 +371,31 @@ def test_run__partial_statistic_keeps_its_unlisted_mass():
     assert young_paris == pytest.approx(0.1, abs=0.005)
     assert result.discrepancy.get('young in Paris').tvd <= 0.005
     assert result.unmet.empty
+
+
+@pytest.mark.filterwarnings('ignore::sdv_llmsynthor.errors.SynthesisWarning')
+def test_run__stalled_fit_above_target_stops_by_plateau_not_converged():
+    # Setup: the same proposal every iteration fills the pool but can never fix the targets.
+    planner = FixedPlanner()
+
+    # Run
+    result = _run(planner=planner, seed=0, max_iterations=30, batch_rows=100, patience=2)
+
+    # Assert
+    assert result.discrepancy.max_tvd > 0.1
+    assert result.stopped_by == 'plateau'
+    assert len(result.history) < 30
+
+
+@pytest.mark.filterwarnings('ignore::sdv_llmsynthor.errors.SynthesisWarning')
+def test_run__checkpoint_written_with_regroup_does_not_resume_without_it(tmp_path):
+    # Setup
+    spec = household_spec()
+    with pytest.raises(KeyboardInterrupt):
+        _run(spec, metadata=HOUSEHOLD_METADATA, seed=4, max_iterations=8,
+             planner=CrashingPlanner(crash_at=1), checkpoint_dir=tmp_path)
+
+    # Run and Assert
+    with pytest.raises(CheckpointMismatchError, match=r"'regroup': True.*'regroup': False"):
+        _run(spec, metadata=HOUSEHOLD_METADATA, seed=4, max_iterations=8,
+             checkpoint_dir=tmp_path, regroup=False)

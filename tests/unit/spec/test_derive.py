@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sdv.metadata import Metadata
 
+from sdv_llmsynthor.errors import SpecValidationError
 from sdv_llmsynthor.spec.derive import (
     bin_index,
     derive_spec,
@@ -352,3 +353,20 @@ def test_derive_spec__ecommerce_network_dependencies():
     assert {'location_tier', 'payment_method'} in joints
     assert any({'user_age', 'product_category'} <= joint for joint in joints)
     assert len(joints) == 3
+
+
+def test_derive_spec__given_bins_in_decreasing_order_raise_with_the_path():
+    """Edges passed to ``bins=`` are checked like a spec's, before any tabulation."""
+    # Setup
+    frame = pd.DataFrame({'age': np.arange(100) % 80 + 10.0, 'group': ['a', 'b'] * 50})
+    metadata = Metadata.detect_from_dataframes({'people': frame})
+
+    # Run and Assert
+    message = ('$.tables.people.columns.age.bins[1]: bins must be strictly increasing: 50 '
+               'follows 90.')
+    with pytest.raises(SpecValidationError, match=re.escape(message)):
+        derive_spec(frame, metadata, bins={'age': [90, 50, 10]})
+    with pytest.raises(SpecValidationError, match=re.escape(
+            "$.tables.people.columns.group.bins: bins were given for 'group', which is "
+            'categorical')):
+        derive_spec(frame, metadata, bins={'group': [0, 1]})

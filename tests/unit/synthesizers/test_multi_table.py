@@ -320,3 +320,33 @@ def test_fit__spec_mismatch_reports_the_json_path():
                "'persons'.")
     with pytest.raises(SpecValidationError, match=re.escape(message)):
         synthesizer.fit()
+
+
+def test_sample__positional_arguments_follow_sdv_2(population):
+    """``sample(30, 'households', 7)`` is num_rows, main_table_name, batch_size, as in SDV 2.x."""
+    # Setup
+    synthesizer, _ = population
+    synthesizer.reset_sampling()
+    by_name = synthesizer.sample(num_rows=30, main_table_name='households', batch_size=7)
+    synthesizer.reset_sampling()
+
+    # Run
+    positional = synthesizer.sample(30, 'households', 7)
+
+    # Assert
+    assert len(positional['households']) == 30
+    for table in by_name:
+        pd.testing.assert_frame_equal(by_name[table], positional[table])
+
+
+def test_sample__a_fraction_as_num_rows_points_to_scale(population):
+    """SDV 1.x's ``sample(0.5)`` meant scale: the error says how to ask for it now."""
+    # Setup
+    synthesizer, _ = population
+
+    # Run and Assert
+    message = 'pass it by name: sample(scale=0.5)'
+    with pytest.raises(SynthesizerInputError, match=re.escape(message)):
+        synthesizer.sample(0.5)
+    with pytest.raises(TypeError):
+        synthesizer.sample(None, None, None, 100, None, 0.5)

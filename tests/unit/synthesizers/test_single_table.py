@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sdv.cag import FixedCombinations, Inequality, Range
 from sdv.errors import InvalidDataError, SamplingError, SynthesizerInputError
+from sdv.metadata import Metadata
 from synth_fixtures import make_shop_data, make_shop_metadata
 
 from sdv_llmsynthor.errors import LibraryTopUpWarning, SpecValidationError
@@ -253,6 +254,82 @@ def test_fit__invalid_spec_raises(shop_data, shop_metadata):
 
     # Run and Assert
     with pytest.raises(SpecValidationError, match='no_such_column'):
+        synthesizer.fit()
+
+
+def _without_range_values(metadata):
+    """Hand-written SDV metadata: categorical columns without the detected range_values."""
+    document = metadata.to_dict()
+    for column in document['tables']['shop']['columns'].values():
+        column.pop('range_values', None)
+    return Metadata.load_from_dict(document)
+
+
+def test_fit__spec_naming_a_category_the_data_lacks_raises(shop_data, shop_metadata):
+    """fit(data) with a spec whose categories are not in the rows fails with their paths."""
+    # Setup
+    metadata = _without_range_values(shop_metadata)
+    spec = MacroSpec.from_data(shop_data, metadata).to_dict()
+    spec['tables']['shop']['columns']['channel']['categories'].append('kiosk')
+    synthesizer = LLMSynthorSynthesizer(metadata, spec=spec, planner='statistical',
+                                        verbose=False)
+
+    # Run and Assert
+    message = ("$.tables.shop.columns.channel.categories[3]: category 'kiosk' of 'channel' does "
+               "not occur in the fit data (its 300 rows of 'shop' hold ['app', 'store', 'web']).")
+    with pytest.raises(SpecValidationError, match=re.escape(message)):
+        synthesizer.fit({'shop': shop_data})
+
+
+def test_fit__spec_naming_a_category_the_metadata_lacks_raises(shop_data, shop_metadata):
+    """With detected metadata (range_values), the metadata itself rejects the category."""
+    # Setup
+    spec = MacroSpec.from_data(shop_data, shop_metadata).to_dict()
+    spec['tables']['shop']['columns']['channel']['categories'].append('kiosk')
+    synthesizer = LLMSynthorSynthesizer(shop_metadata, spec=spec, planner='statistical',
+                                        verbose=False)
+
+    # Run and Assert
+    message = ("$.tables.shop.columns.channel.categories[3]: category 'kiosk' is not in the "
+               "metadata's range_values for 'channel'")
+    with pytest.raises(SpecValidationError, match=re.escape(message)):
+        synthesizer.fit()
+
+
+def test_fit__statistic_key_the_data_lacks_raises(shop_data, shop_metadata):
+    """A statistic cell on a column without declared categories is checked against the rows."""
+    # Setup
+    metadata = _without_range_values(shop_metadata)
+    spec = MacroSpec.from_data(shop_data, metadata).to_dict()
+    del spec['tables']['shop']['columns']['channel']['categories']
+    table = spec['tables']['shop']
+    table['statistics'] = [item for item in table['statistics'] if len(item['columns']) == 1]
+    statistic = next(index for index, item in enumerate(spec['tables']['shop']['statistics'])
+                     if item['columns'] == ['channel'])
+    spec['tables']['shop']['statistics'][statistic]['cells'][0]['key'] = ['kiosk']
+    synthesizer = LLMSynthorSynthesizer(metadata, spec=spec, planner='statistical',
+                                        verbose=False)
+
+    # Run and Assert
+    path = f'$.tables.shop.statistics[{statistic}].cells[0].key[0]'
+    with pytest.raises(SpecValidationError, match=re.escape(f"{path}: category 'kiosk'")):
+        synthesizer.fit({'shop': shop_data})
+
+
+def test_fit__spec_with_decreasing_bins_raises_before_any_work(shop_data, shop_metadata):
+    """Bin edges in decreasing order are rejected with their path, with or without data."""
+    # Setup
+    spec = MacroSpec.from_data(shop_data, shop_metadata).to_dict()
+    edges = spec['tables']['shop']['columns']['amount']['bins']
+    spec['tables']['shop']['columns']['amount']['bins'] = edges[::-1]
+    synthesizer = LLMSynthorSynthesizer(shop_metadata, spec=spec, planner='statistical',
+                                        verbose=False)
+
+    # Run and Assert
+    message = '$.tables.shop.columns.amount.bins[1]: bins must be strictly increasing'
+    with pytest.raises(SpecValidationError, match=re.escape(message)):
+        synthesizer.fit({'shop': shop_data})
+    with pytest.raises(SpecValidationError, match=re.escape(message)):
         synthesizer.fit()
 
 
