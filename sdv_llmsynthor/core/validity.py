@@ -155,13 +155,20 @@ class ValidityChecker:
             if column not in frame.columns or encoder.derived is not None:
                 continue
             series = frame[column]
-            present = series.notna().to_numpy()
             if encoder.categories is not None:
                 column_codes = codes.get(column)
                 if column_codes is None:
                     column_codes = encoder.encode(series)
-                failures[f'{column} in categories'] = present & (column_codes < 0)
-            elif encoder.kind in ('numerical', 'datetime'):
+                # Only rows without a code can fail: test those for missingness (notna on a
+                # whole object column is most of this check's cost).
+                failing = np.asarray(column_codes) < 0
+                if failing.any():
+                    rows = np.flatnonzero(failing)
+                    failing[rows] = series.iloc[rows].notna().to_numpy()
+                failures[f'{column} in categories'] = failing
+                continue
+            present = series.notna().to_numpy()
+            if encoder.kind in ('numerical', 'datetime'):
                 numbers = encoder.to_float(series)
                 present = present & ~np.isnan(numbers)
                 if encoder.is_discrete:

@@ -399,17 +399,24 @@ def library_from_result(result) -> list[dict[str, Any]]:
     return library
 
 
-def _entry_proposal(entry, count, anchor_id=None) -> Proposal:
+def _entry_values(entry) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """A library entry's assignments (and children) as proposal values."""
     children = entry.get('children')
+    assignments = {k: value_from_json(v) for k, v in entry['assignments'].items()}
+    if children is not None:
+        children = [{k: value_from_json(v) for k, v in child.items()} for child in children]
+    return assignments, children
+
+
+def _entry_proposal(entry, count, anchor_id=None, values=None) -> Proposal:
+    assignments, children = _entry_values(entry) if values is None else values
     return Proposal(
-        assignments={k: value_from_json(v) for k, v in entry['assignments'].items()},
+        assignments=assignments,
         count=int(count),
         reason=entry.get('reason', ''),
         source='library',
         anchor_id=anchor_id,
-        children=None if children is None else [
-            {k: value_from_json(v) for k, v in child.items()} for child in children
-        ],
+        children=children,
     )
 
 
@@ -488,6 +495,9 @@ class LibraryPlanner(Planner):
         self.fallback_calls = 0
         self.fallback_proposals = 0
         self._index = None
+        # Entry index -> its values, converted once: the loop never mutates a proposal's
+        # assignments, so the proposals drawn from one entry can share them.
+        self._values: dict[int, tuple] = {}
         counts = np.array([entry['count'] for entry in self.library], dtype=float)
         accepted = np.array([entry['accepted'] for entry in self.library], dtype=float)
         selected = np.array([entry.get('selected', 0) for entry in self.library], dtype=float)
@@ -635,8 +645,15 @@ class LibraryPlanner(Planner):
             return []
         probabilities = weights[chosen] / weights[chosen].sum()
         counts = rng.multinomial(int(total), probabilities)
-        return [_entry_proposal(self.library[i], c, anchor_id)
-                for i, c in zip(chosen, counts) if c > 0]
+        proposals = []
+        for i, c in zip(chosen.tolist(), counts.tolist()):
+            if c <= 0:
+                continue
+            values = self._values.get(i)
+            if values is None:
+                values = self._values[i] = _entry_values(self.library[i])
+            proposals.append(_entry_proposal(self.library[i], c, anchor_id, values))
+        return proposals
 
     def propose(self, anchors, state):
         """Draw library proposals for the pool, or for the anchors once the pool is full."""
