@@ -118,8 +118,9 @@ class SynthesisResult:
             Why the loop stopped: ``'target_tvd'`` (every statistic within ``target_tvd``),
             ``'converged'`` (nothing left to refine: no deficit, or the pool full with no
             anchor left), ``'plateau'`` (the pool's mean TVD stopped improving by 1% over
-            ``patience`` iterations while still above ``target_tvd``), ``'max_iterations'``,
-            ``'token_budget'`` or ``'no_progress'``.
+            ``patience`` iterations while still above ``target_tvd``), ``'covered'`` (with
+            ``stop_when_covered``: the pool holds every cell's records at the requested size),
+            ``'max_iterations'``, ``'token_budget'`` or ``'no_progress'``.
         pool_units (int):
             Records (households) in the pool before calibration.
     """
@@ -454,6 +455,12 @@ class SynthesisLoop:
             ``20 * num_rows`` (at least 20,000). Only this cap keeps a run reproducible bit
             for bit on any machine: when ``calibration_seconds`` runs out first, the result
             depends on the machine's speed and a ``SynthesisWarning`` says so.
+        stop_when_covered (bool):
+            Stop (``stopped_by='covered'``) once the pool is full and holds, for every cell of
+            every statistic, at least the records the *requested* size needs: calibration
+            can then select them, and further iterations only add spare records. Meant for
+            drawing from a learned library (``sample``), where iterations are cheap but not
+            free; a fit keeps refining its pool. Defaults to False.
     """
 
     def __init__(
@@ -479,6 +486,7 @@ class SynthesisLoop:
         report_slack: float | None = None,
         regroup: bool = True,
         calibration_max_swaps: int | None = None,
+        stop_when_covered: bool = False,
     ):
         self.spec = spec
         self.metadata = metadata
@@ -501,6 +509,7 @@ class SynthesisLoop:
         self.report_slack = report_slack
         self.regroup = bool(regroup)
         self.calibration_max_swaps = calibration_max_swaps
+        self.stop_when_covered = bool(stop_when_covered)
         self._prepared = False
 
     # ------------------------------------------------------------------ setup
@@ -642,6 +651,7 @@ class SynthesisLoop:
                 'child_table': self.child_table,
                 # Regrouping changes which households enter the pool.
                 'regroup': bool(self.regroup),
+                'stop_when_covered': self.stop_when_covered,
             },
         }
 
@@ -767,6 +777,8 @@ class SynthesisLoop:
         full = self.units >= self.pool_target
         if full and discrepancy.max_tvd <= self.target_tvd:
             return 'target_tvd'
+        if full and self.stop_when_covered and self._covers_request(discrepancy):
+            return 'covered'
         if full and len(self.history) > self.patience:
             recent = [entry['mean_tvd'] for entry in self.history[-(self.patience + 1):]]
             if all(entry['pool_rows'] >= self.pool_target
@@ -775,6 +787,18 @@ class SynthesisLoop:
                 # Still above target_tvd (checked just above): a plateau, not convergence.
                 return 'plateau'
         return ''
+
+    def _covers_request(self, discrepancy: Discrepancy) -> bool:
+        """Whether the pool holds every cell's records at the requested size."""
+        ratio = self.requested / max(self.pool_target, 1)
+        for item in discrepancy.statistics:
+            needed = item.statistic.shares * item.target_rows * ratio
+            if np.any(item.counts < np.floor(needed)):
+                return False
+            rest = item.statistic.rest_share * item.target_rows * ratio
+            if item.rest_count < math.floor(rest):
+                return False
+        return True
 
     def _planner_state(self, discrepancy, anchors, budget, rng) -> PlannerState:
         rules_text = {}

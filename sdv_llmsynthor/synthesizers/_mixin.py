@@ -302,6 +302,7 @@ class LLMSynthorMixin:
             max_empty_iterations=2, patience=2,
             calibration_seconds=max(30.0, 20.0 * num_units / 1_000_000),
             table_name=table_name,
+            stop_when_covered=True,
         )
         result = loop.run()
         fallback = library_planner.fallback

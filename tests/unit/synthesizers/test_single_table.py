@@ -18,6 +18,7 @@ from sdv_llmsynthor.planners.base import Planner
 from sdv_llmsynthor.planners.statistical import StatisticalPlanner
 from sdv_llmsynthor.spec import MacroSpec
 from sdv_llmsynthor.synthesizers import LLMSynthorSynthesizer
+from sdv_llmsynthor.synthesizers._mixin import SAMPLE_LIBRARY_ITERATIONS
 
 
 def _fitted(metadata, data, **kwargs):
@@ -141,6 +142,36 @@ def test_sample__aligns_marginals_with_the_targets(fitted_shop):
     shares = frame['channel'].value_counts(normalize=True)
     for (value,), share in targets.items():
         assert abs(shares.get(value, 0.0) - share) <= 0.002
+
+
+def test_sample__large_draw_stops_once_the_pool_covers_the_request():
+    """A large sample stops refining its pool as soon as calibration has every cell it needs,
+    and a small one, whose multinomial draw misses cells, keeps refining."""
+    # Setup
+    from sdv_llmsynthor.evaluation.ecommerce_bn import sample_ecommerce
+
+    data = sample_ecommerce(2000, seed=0)
+    metadata = Metadata.load_from_dict({'tables': {'transactions': {'columns': {
+        name: {'sdtype': 'numerical'} if name in ('user_age', 'price')
+        else {'sdtype': 'categorical'} for name in data.columns}}}})
+    synthesizer = LLMSynthorSynthesizer(metadata, planner='statistical', verbose=False)
+    synthesizer.fit(data)
+    targets = synthesizer.get_spec().tables['transactions'].get_statistic(
+        'product_category').proportions()
+
+    # Run
+    small_stop = (synthesizer.sample(num_rows=500),
+                  synthesizer.get_run_report('sample')['stopped_by'])[1]
+    frame = synthesizer.sample(num_rows=50_000)['transactions']
+
+    # Assert
+    report = synthesizer.get_run_report('sample')
+    assert report['stopped_by'] == 'covered'
+    assert len(report['history']) < SAMPLE_LIBRARY_ITERATIONS
+    assert small_stop != 'covered'
+    shares = frame['product_category'].value_counts(normalize=True)
+    for (value,), share in targets.items():
+        assert abs(shares.get(value, 0.0) - share) <= 0.0005
 
 
 def test_sample__without_fit_raises(shop_metadata):
