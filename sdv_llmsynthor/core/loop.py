@@ -1204,10 +1204,11 @@ class SynthesisLoop:
                         lookup[:-1] = categories
                         out[column] = lookup[codes]
                 else:
-                    out[column] = series.to_numpy()
+                    out[column] = series.to_numpy(copy=True)
             else:
                 out[column] = np.full(len(frame), None, dtype=object)
-        return pd.DataFrame(out, columns=columns)
+        # The arrays are this call's own: no second copy, no datetime scan of object columns.
+        return pd.DataFrame(out, columns=columns, copy=False)
 
     def _final_data(self, parents, children, indices):
         from sdv_llmsynthor.spec.resolve import find_metadata_relationship, primary_key

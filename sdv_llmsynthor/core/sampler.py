@@ -106,7 +106,11 @@ def _anchor_bounds(anchor: Any, column: str, encoder: ColumnEncoder):
 def _draw_numeric(encoder: ColumnEncoder, low: np.ndarray, high: np.ndarray,
                   uniforms: np.ndarray) -> np.ndarray:
     """Draw one value per record uniformly in ``[low, high)`` with the column's rounding."""
-    values = low + uniforms * (high - low)
+    # In place where possible: at a million records every temporary costs a page-faulted
+    # allocation on the first call.
+    values = np.subtract(high, low)
+    values *= uniforms
+    values += low
     maximum = encoder.maximum
     if encoder.integer:
         first = np.ceil(low - 1e-9)
@@ -119,11 +123,15 @@ def _draw_numeric(encoder: ColumnEncoder, low: np.ndarray, high: np.ndarray,
     elif encoder.decimals is not None:
         step = 10.0 ** (-int(encoder.decimals))
         rounded = np.round(values, int(encoder.decimals))
-        too_high = (rounded >= high) & (high > low)
-        rounded = np.where(too_high, rounded - step, rounded)
-        too_low = rounded < low
-        rounded = np.where(too_low, rounded + step, rounded)
-        values = np.where((rounded >= low) & ((rounded < high) | (high == low)), rounded, values)
+        mask = rounded >= high
+        mask &= high > low
+        rounded[mask] -= step
+        np.less(rounded, low, out=mask)
+        rounded[mask] += step
+        # Keep the rounded value where it stays inside [low, high) (or equals a point).
+        np.greater_equal(rounded, low, out=mask)
+        mask &= (rounded < high) | (high == low)
+        np.copyto(values, rounded, where=mask)
     return values
 
 
@@ -251,8 +259,11 @@ def sample_columns(
         else:
             data[column] = _sample_numeric(encoder, column, raw, owner, rng, anchors,
                                            probabilities)
-    data.update(extra or {})
-    return pd.DataFrame(data, index=pd.RangeIndex(total))
+    for name, column_values in (extra or {}).items():
+        data[name] = np.array(column_values)  # a copy: the frame below does not copy
+    # Every array above is this call's own: copy=False also skips pandas' scan of each object
+    # column for datetimes and the consolidation copy (0.27 s at 1.2 million records).
+    return pd.DataFrame(data, index=pd.RangeIndex(total), copy=False)
 
 
 def _draw_codes(rng, probabilities, size):
@@ -384,7 +395,9 @@ def _sample_numeric(encoder, column, raw, owner, rng, anchors, probabilities=Non
     record_high = high[owner]
     values = np.full(num_records, np.nan)
     regular = ~np.isnan(record_low) & ~point[owner]
-    if regular.any():
+    if regular.all():
+        values = _draw_numeric(encoder, record_low, record_high, uniforms)
+    elif regular.any():
         values[regular] = _draw_numeric(encoder, record_low[regular], record_high[regular],
                                         uniforms[regular])
     points = point[owner]
