@@ -25,10 +25,13 @@ Households: a completion is a household (its columns, its size chosen first, the
 per member); when the anchor is a person cell, that member is written first with the anchor's
 values.
 
-Each call asks for as many completion tokens as its reply needs (anchors x completions x
-columns, estimated from the reply's schema, plus a margin). A reply cut off at that limit
-keeps the completions it wrote whole (the partial ones are counted as ``truncated_record``);
-the anchors it did not reach are asked again once, in a smaller call of their own.
+A call holds up to ``anchors_per_call`` anchors while its estimated reply stays within
+``reply_tokens_per_call`` (the prompt is paid once per call, so fuller calls cost fewer tokens
+per record). Each call asks for as many completion tokens as its reply needs (anchors x
+completions x columns, estimated from the reply's schema, plus a margin). A reply cut off at
+that limit keeps the completions it wrote whole (the partial ones are counted as
+``truncated_record``); the anchors it did not reach are asked again once, in a smaller call of
+their own.
 
 A reply that cannot be used (not JSON, refused, off-schema and unrepairable, endpoint down)
 never stops the loop: the discard is counted by reason and the statistical planner completes
@@ -134,7 +137,15 @@ class AnchoredLLMPlanner(LLMPlanner):
         completions_per_anchor (int):
             Completions asked per anchor (``k``). Defaults to 4.
         anchors_per_call (int):
-            Anchors completed by one call. Defaults to 3.
+            At most this many anchors completed by one call. Defaults to 8: the prompt (the
+            spec's columns, context and rules) is paid once per call, so fuller calls cost
+            fewer tokens per record.
+        reply_tokens_per_call (int or None):
+            A call takes anchors while the estimated completion tokens of its reply
+            (:func:`estimate_reply_tokens` of the reply's schema) stay within this, so large
+            completions (households) go in smaller calls that fit the model's context; a call
+            always holds at least one anchor. Defaults to 2,400; None: ``anchors_per_call``
+            only.
         temperature (float):
             Sampling temperature. Defaults to 0.7.
         max_tokens (int or None):
@@ -166,11 +177,11 @@ class AnchoredLLMPlanner(LLMPlanner):
     name = 'anchored'
 
     def __init__(self, client: Any = None, completions_per_anchor: int = 4,
-                 anchors_per_call: int = 3, temperature: float = 0.7,
+                 anchors_per_call: int = 8, temperature: float = 0.7,
                  max_tokens: int | None = None, reuse_completions: bool = True,
                  dependency_groups: list[list[str]] | None = None,
                  max_reused_completions: int | None = None, statistical_share: float = 0.1,
-                 echo_fixed: bool = False):
+                 echo_fixed: bool = False, reply_tokens_per_call: int | None = 2400):
         self.client = client
         self.completions_per_anchor = completions_per_anchor
         self.anchors_per_call = anchors_per_call
@@ -181,6 +192,7 @@ class AnchoredLLMPlanner(LLMPlanner):
         self.max_reused_completions = max_reused_completions
         self.statistical_share = statistical_share
         self.echo_fixed = echo_fixed
+        self.reply_tokens_per_call = reply_tokens_per_call
         self._init_llm_state()
         self._library: dict[str, list[dict[str, Any]]] = {}
 
@@ -192,6 +204,13 @@ class AnchoredLLMPlanner(LLMPlanner):
                 raise ValueError(
                     f"The '{name}' parameter must be a positive integer. Got {value!r} instead."
                 )
+        budget = self.reply_tokens_per_call
+        if budget is not None and (isinstance(budget, bool) or not isinstance(
+                budget, (int, np.integer)) or budget < 1):
+            raise ValueError(
+                "The 'reply_tokens_per_call' parameter must be a positive integer or None. Got "
+                f'{budget!r} instead.'
+            )
 
     @staticmethod
     def _anchor_key(anchor: Any) -> str:
@@ -556,6 +575,8 @@ class AnchoredLLMPlanner(LLMPlanner):
         proposals: list[Proposal] = []
         failed: list[Any] = []
         batch: list[_Pending] = []
+        batch_tokens = 0
+        budget = self.reply_tokens_per_call
         for anchor in anchors:
             if anchor.records <= 0:
                 continue
@@ -568,11 +589,18 @@ class AnchoredLLMPlanner(LLMPlanner):
                 if reused:
                     proposals.extend(reused)
                     continue
+            tokens = estimate_reply_tokens(anchored_schema([pending.prompt]))
+            if batch and budget is not None and batch_tokens + tokens > int(budget):
+                proposals.extend(self._complete(batch, view, state, repairer, child_repairer,
+                                                keys, weight_key, failed))
+                batch, batch_tokens = [], 0
+            pending.prompt.key = f'anchor_{len(batch) + 1}'
             batch.append(pending)
+            batch_tokens += tokens
             if len(batch) >= int(self.anchors_per_call):
                 proposals.extend(self._complete(batch, view, state, repairer, child_repairer,
                                                 keys, weight_key, failed))
-                batch = []
+                batch, batch_tokens = [], 0
         if batch:
             proposals.extend(self._complete(batch, view, state, repairer, child_repairer, keys,
                                             weight_key, failed))

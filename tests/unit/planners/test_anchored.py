@@ -175,6 +175,50 @@ def test_propose__anchors_are_batched_per_call():
     assert planner.summary()['calls'] == 3
 
 
+def test_propose__reply_token_budget_splits_the_calls():
+    # Setup
+    anchors = [_anchor(i, {'city': city}) for i, city in enumerate(['Paris', 'Lyon', 'Nice'])]
+    single = ScriptedClient(obedient_responder())
+    _planner(single, reuse_completions=False).propose(anchors[:1], _shop_state())
+    per_anchor = estimate_reply_tokens(single.calls[0]['schema'])  # one anchor's reply
+    client = ScriptedClient(obedient_responder())
+    state = _shop_state()
+    planner = _planner(client, reuse_completions=False,
+                       reply_tokens_per_call=int(2.5 * per_anchor))
+
+    # Run
+    proposals = planner.propose(anchors, state)
+
+    # Assert
+    assert [list(call['schema']['properties']) for call in client.calls] == [
+        ['anchor_1', 'anchor_2'], ['anchor_1']]
+    assert {p.anchor_id for p in proposals} == {0, 1, 2}
+
+
+def test_propose__default_call_takes_up_to_eight_anchors():
+    # Setup
+    state = _shop_state()
+    anchors = [_anchor(i, {'city': ['Paris', 'Lyon', 'Nice'][i % 3], 'gender': g})
+               for i, g in enumerate(['Male', 'Female'] * 5)]
+    client = ScriptedClient(obedient_responder())
+
+    # Run
+    _planner(client, reuse_completions=False).propose(anchors, state)
+
+    # Assert
+    assert [len(call['schema']['properties']) for call in client.calls] == [8, 2]
+
+
+@pytest.mark.parametrize('value', [0, -1, 2.5, True])
+def test_propose__invalid_reply_tokens_per_call_is_rejected(value):
+    # Setup
+    planner = _planner(ScriptedClient([]), reply_tokens_per_call=value)
+
+    # Run and Assert
+    with pytest.raises(ValueError, match="The 'reply_tokens_per_call' parameter"):
+        planner.propose([_anchor(0, {'city': 'Nice'})], _shop_state())
+
+
 def test_propose__sampling_parameters_are_sent():
     # Setup
     state = _shop_state(seed=3)
