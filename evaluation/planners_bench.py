@@ -397,7 +397,9 @@ def _settings(llm_iterations):
     return (
         f'Loop: seed 0, pool 1.2 x rows, batch a quarter of the pool; LLM planners at most '
         f'{llm_iterations} iterations and 9 anchors per iteration; anchored planner k = 4 '
-        'completions per anchor, 3 anchors per call, temperature 0.7, completions reused, '
+        'completions per anchor, up to 8 anchors per call within 2,400 estimated reply tokens, '
+        'fixed columns left out of the reply, short bin labels, temperature 0.7, completions '
+        'reused, '
         'statistical share 0.1 (*anchored-llm-only*: 0); free '
         'planner 5 proposals per call, temperature 0.8; statistical planner with the loop '
         'defaults (50 iterations, 20 anchors).'
