@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -54,6 +55,7 @@ SEED = 0
 METHODS = {
     'llmsynthor': 'LLMSynthor (statistical planner)',
     'hma': 'SDV HMASynthesizer',
+    'hma_unchecked': 'SDV HMASynthesizer, depth check skipped',
     'hsa': 'SDV HSASynthesizer',
 }
 
@@ -201,6 +203,40 @@ def web_tree(num_users: int, seed: int = SEED) -> tuple[dict, dict]:
     return _tree_data(num_users=num_users, seed=seed), _tree_metadata().to_dict()
 
 
+def cut_tree(data: dict, metadata: dict, drop: set[str]) -> tuple[dict, dict]:
+    """The same tree without the tables in ``drop`` (and the foreign keys that pointed there)."""
+    relationships = [r for r in metadata['relationships']
+                     if r['parent_table_name'] not in drop and r['child_table_name'] not in drop]
+    dangling = {(r['child_table_name'], r['child_foreign_key'])
+                for r in metadata['relationships']
+                if r['parent_table_name'] in drop and r['child_table_name'] not in drop}
+    tables = {}
+    frames = {}
+    for name, table in metadata['tables'].items():
+        if name in drop:
+            continue
+        columns = {column: spec for column, spec in table['columns'].items()
+                   if (name, column) not in dangling}
+        tables[name] = {**table, 'columns': columns}
+        frames[name] = data[name][list(columns)].copy()
+    cut = {key: value for key, value in metadata.items() if key not in ('tables',
+                                                                        'relationships')}
+    return frames, {**cut, 'tables': tables, 'relationships': relationships}
+
+
+def schema_depth(metadata: dict) -> int:
+    """Number of tables on the longest root-to-leaf path (1 for tables without relations)."""
+    children = {}
+    for relationship in metadata.get('relationships', []):
+        children.setdefault(relationship['parent_table_name'], []).append(
+            relationship['child_table_name'])
+
+    def depth(table):
+        return 1 + max((depth(child) for child in children.get(table, [])), default=0)
+
+    return max(depth(table) for table in metadata['tables'])
+
+
 # ------------------------------------------------------------------ methods
 def _synthesizer(method: str, metadata):
     if method == 'llmsynthor':
@@ -212,6 +248,16 @@ def _synthesizer(method: str, metadata):
         from sdv.multi_table import HMASynthesizer
 
         return HMASynthesizer(metadata, verbose=False)
+    if method == 'hma_unchecked':
+        from sdv.multi_table import HMASynthesizer
+
+        class UncheckedHMASynthesizer(HMASynthesizer):
+            """HMA without its refusal of deeper schemas: does the algorithm itself cope?"""
+
+            def _validate_schema_complexity(self):
+                return None
+
+        return UncheckedHMASynthesizer(metadata, verbose=False)
     from sdv.multi_table import HSASynthesizer  # SDV Enterprise; ImportError in public sdv
 
     return HSASynthesizer(metadata, verbose=False)
@@ -221,6 +267,23 @@ def _sample(method: str, synthesizer):
     if method == 'llmsynthor':
         return synthesizer.sample(scale=1.0)
     return synthesizer.sample_scale(scale=1.0)
+
+
+def _nan_property_errors(report) -> dict:
+    """The first error SDMetrics recorded for every property whose score is NaN."""
+    notes = {}
+    for _, row in report.get_properties().iterrows():
+        if not np.isnan(row['Score']):
+            continue
+        try:
+            details = report.get_details(row['Property'])
+        except Exception as error:  # noqa: BLE001 - no details for this property
+            notes[row['Property']] = f'no details: {error}'
+            continue
+        errors = details['Error'].dropna() if 'Error' in details else pd.Series(dtype=str)
+        notes[row['Property']] = (str(errors.iloc[0])[:200] if len(errors)
+                                  else f'{len(details)} detail rows, no error recorded')
+    return notes
 
 
 def run_method(method: str, data: dict, metadata_dict: dict) -> dict:
@@ -252,13 +315,16 @@ def run_method(method: str, data: dict, metadata_dict: dict) -> dict:
         result['quality_properties'] = {
             row['Property']: float(row['Score'])
             for _, row in reports.quality.get_properties().iterrows()}
+        result['quality_notes'] = _nan_property_errors(reports.quality)
         result['diagnostic'] = reports.diagnostic_score
         result['diagnostic_properties'] = {
             row['Property']: float(row['Score'])
             for _, row in reports.diagnostic.get_properties().iterrows()}
     except Exception as error:  # noqa: BLE001 - record and continue with the next method
-        result['error'] = f'{stage}: {type(error).__name__}: {error}'.splitlines()[0][:300]
-        result['traceback'] = traceback.format_exc(limit=3)
+        message = re.sub(r'/\S*/site-packages/', '<site-packages>/', str(error))
+        result['error'] = f'{stage}: {type(error).__name__}: {message}'.splitlines()[0][:300]
+        result['traceback'] = re.sub(r'"/\S*/site-packages/', '"<site-packages>/',
+                                     traceback.format_exc(limit=3))
     return result
 
 
@@ -333,6 +399,11 @@ def _markdown(runs, datasets, args, load, started_at, elapsed):
         if failed:
             lines += ['', 'Errors:', '']
             lines += [f"- {run['label']}: `{run['error']}`" for run in failed]
+        notes = [(run['label'], prop, note) for run in dataset_runs
+                 for prop, note in run.get('quality_notes', {}).items()]
+        if notes:
+            lines += ['', 'Quality properties SDMetrics scored NaN (left out of its average):', '']
+            lines += [f'- {label}, {prop}: `{note}`' for label, prop, note in notes]
         lines.append('')
     return '\n'.join(lines) + '\n'
 
@@ -397,10 +468,15 @@ def main(argv=None):
     load = ', '.join(f'{value:.1f}' for value in os.getloadavg())
     started_at = time.strftime('%Y-%m-%d %H:%M')
     started = time.perf_counter()
-    datasets = {'psrc': psrc_tree(households, directory=args.psrc_dir), 'web': web_tree(users)}
+    psrc = psrc_tree(households, directory=args.psrc_dir)
+    web = web_tree(users)
+    datasets = {'psrc': psrc, 'psrc, two levels': cut_tree(*psrc, drop={'regions'}),
+                'web': web, 'web, two levels': cut_tree(*web, drop={'transactions'})}
     runs = []
     for name, (data, metadata) in datasets.items():
         for method in args.methods:
+            if method == 'hma_unchecked' and schema_depth(metadata) <= 2:
+                continue  # the same as 'hma' where HMA's own check lets the schema through
             print(f'{name}: {METHODS[method]} ...', file=sys.stderr, flush=True)
             run = run_method(method, data, metadata)
             run['dataset'] = name
