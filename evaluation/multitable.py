@@ -324,7 +324,7 @@ def run_method(method: str, data: dict, metadata_dict: dict) -> dict:
         message = re.sub(r'/\S*/site-packages/', '<site-packages>/', str(error))
         result['error'] = f'{stage}: {type(error).__name__}: {message}'.splitlines()[0][:300]
         result['traceback'] = re.sub(r'"/\S*/site-packages/', '"<site-packages>/',
-                                     traceback.format_exc(limit=3))
+                                     traceback.format_exc(limit=3)).replace(f'{ROOT}/', '')
     return result
 
 
