@@ -281,8 +281,15 @@ def _nan_property_errors(report) -> dict:
             notes[row['Property']] = f'no details: {error}'
             continue
         errors = details['Error'].dropna() if 'Error' in details else pd.Series(dtype=str)
-        notes[row['Property']] = (str(errors.iloc[0])[:200] if len(errors)
-                                  else f'{len(details)} detail rows, no error recorded')
+        if len(errors):
+            notes[row['Property']] = str(errors.iloc[0])[:200]
+        elif 'Meets Threshold?' in details and not details['Meets Threshold?'].any():
+            strongest = details['Real Association'].max()
+            notes[row['Property']] = (
+                f'no pair of the {len(details)} has a real association above SDMetrics\' '
+                f'threshold (strongest {strongest:.3f}); such pairs are not scored')
+        else:
+            notes[row['Property']] = f'{len(details)} detail rows, no error recorded'
     return notes
 
 
