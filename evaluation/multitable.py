@@ -441,14 +441,15 @@ def _plot(runs, datasets, path):
         top = max(int(np.percentile(values, 99)) if len(values) else 0 for _, values in series)
         width = max(1, int(np.ceil((top + 1) / 25)))
         bins = np.arange(0, top + width + 1, width) - 0.5
-        for label, values in series:
-            tvd = '' if label == 'real' else (
-                f" (TVD {next(r['cardinality'][index]['tvd'] for r in runs if r['dataset'] == name and r['label'] == label):.2f})")  # noqa: E501
+        tvds = {run['label']: run['cardinality'][index]['tvd'] for run in runs
+                if run['dataset'] == name and 'cardinality' in run}
+        for label, values in series[1:] + series[:1]:  # real last, on top
+            is_real = label == 'real'
             axis.hist(np.clip(values, None, top), bins=bins, density=True, histtype='step',
-                      linewidth=1.6 if label == 'real' else 1.2,
-                      color='black' if label == 'real' else None, label=label + tvd)
-        axis.set_title(f'{name}: {child}s per {parent[:-1] if parent.endswith("s") else parent}',
-                       fontsize=9)
+                      linewidth=1.2 if is_real else 2.2, linestyle='--' if is_real else '-',
+                      color='black' if is_real else None,
+                      label=label if is_real else f'{label} (TVD {tvds[label]:.2f})')
+        axis.set_title(f'{name}: rows of {child} per row of {parent}', fontsize=9)
         axis.set_xlabel('children per parent (top 1% clipped)', fontsize=8)
         axis.legend(fontsize=6)
         axis.grid(True, alpha=0.3)
