@@ -330,7 +330,7 @@ def run_method(method: str, data: dict, metadata_dict: dict) -> dict:
     except Exception as error:  # noqa: BLE001 - record and continue with the next method
         message = re.sub(r'/\S*/site-packages/', '<site-packages>/', str(error))
         result['error'] = f'{stage}: {type(error).__name__}: {message}'.splitlines()[0][:300]
-        result['traceback'] = re.sub(r'"/\S*/site-packages/', '"<site-packages>/',
+        result['traceback'] = re.sub(r'/\S*/site-packages/', '<site-packages>/',
                                      traceback.format_exc(limit=3)).replace(f'{ROOT}/', '')
     return result
 
