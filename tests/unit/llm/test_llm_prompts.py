@@ -5,7 +5,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sdv_llmsynthor.llm.prompts import ColumnPrompt, range_text, short_bin_labels
+from sdv_llmsynthor.llm.prompts import (
+    AnchorPrompt,
+    ColumnPrompt,
+    anchored_messages,
+    range_text,
+    short_bin_labels,
+)
 
 
 def _column(edges, kind='numerical'):
@@ -104,3 +110,25 @@ def test_range_text__negative_columns_use_to():
     assert range_text(-5, 0) == '-5 to 0'
     assert range_text(0, 5) == '0-5'
     assert range_text(0, 5, negative=True) == '0 to 5'
+
+
+def test_anchored_messages__leave_out_rules_on_one_binned_column():
+    # Setup
+
+    age = ColumnPrompt(name='age', kind='numerical', labels={'18-30': (18.0, 30.0),
+                                                              '30-90': (30.0, 90.0)},
+                       minimum=18.0, maximum=90.0)
+    city = ColumnPrompt(name='city', kind='categorical', categories=['Paris', 'Lyon'])
+    anchor = AnchorPrompt(key='anchor_1', fixed={'city': 'Lyon'}, records=5,
+                          schema={'type': 'object'}, completions=2)
+    rules = ['adult: age >= 18', 'lyon is old: city != "Lyon" or age >= 30']
+
+    # Run
+    user = anchored_messages([anchor], [age, city], 'people', rules=rules)[1]['content']
+
+    # Assert
+    assert 'adult' not in user
+    assert 'lyon is old' in user
+    assert 'Respect the validity rules.' in user
+    assert '{"name":"city","categories":["Paris","Lyon"]}' in user
+    assert '"type":"numerical"' in user
