@@ -10,8 +10,10 @@ it writes are replaced by random valid values (a bad model that still follows th
 Prompts answered (``sdv_llmsynthor.llm.prompts``):
 
 - **anchored** (``{"anchor_1": [...], ...}``): per anchor, ``k`` completions sampled from the
-  pool records that match the anchor's fixed values (single-value enums in the schema; for
-  households, the derived-column conditions quoted as data and the allowed sizes); households
+  pool records that match the anchor's fixed values (quoted in the prompt's anchor lines, or
+  single-value enums in the schema when the planner asks the reply to repeat them; numeric
+  columns as bin labels, ``'18-23'`` or ``'[18, 23)'``; for households, the derived-column
+  conditions quoted as data and the allowed sizes); households
   whose anchor is a person cell put the matching member under ``anchor_person``. When no pool
   record matches every condition, the records matching the most conditions are used (counted
   as ``relaxed_anchors``).
@@ -55,6 +57,8 @@ __all__ = ['OracleData', 'OracleServer', 'CORRUPTION_LEVELS']
 CORRUPTION_LEVELS = (0.0, 0.1, 0.3, 0.6, 1.0)
 
 _LABEL = re.compile(r'^\[\s*([^,\[\]]+?)\s*,\s*([^,\[\]]+?)\s*([)\]])$')
+_NUM = r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?'
+_SHORT_LABEL = re.compile(rf'^({_NUM})\s*(?:-|to)\s*({_NUM})$')
 _DATA_BLOCK = re.compile(r'<<<(.*?)>>>', re.DOTALL)
 _ANCHOR_LINE = re.compile(r'^- (anchor_\d+): <<<(.*?)>>>(.*)$', re.MULTILINE)
 _SATISFY = re.compile(r'satisfy <<<(.*?)>>>')
@@ -82,11 +86,20 @@ def _number(text: Any) -> float | None:
         return None
 
 
-def _parse_label(label: Any) -> tuple[float, float, bool] | None:
-    """``'[35, 45)'`` -> ``(35.0, 45.0, False)``; ``None`` when ``label`` is no interval."""
+def _parse_label(label: Any, short: bool = False) -> tuple[float, float, bool] | None:
+    """``'[35, 45)'`` -> ``(35.0, 45.0, False)``; ``None`` when ``label`` is no interval.
+
+    With ``short`` (a numeric column), ``'35-45'`` and ``'-5 to 0'`` (the prompts' short
+    labels, rounded edges) read as ``[35, 45)`` and ``[-5, 0)`` too.
+    """
     if not isinstance(label, str):
         return None
     match = _LABEL.match(label.strip())
+    if match is None and short:
+        found = _SHORT_LABEL.match(label.strip())
+        if found is not None:
+            low, high = _number(found.group(1)), _number(found.group(2))
+            return None if low is None or high is None or high <= low else (low, high, False)
     if match is None:
         return None
     low, high = _number(match.group(1)), _number(match.group(2))
@@ -124,11 +137,13 @@ class EnumMapper:
     Args:
         options (list):
             The enum of a property schema.
+        numeric (bool):
+            Whether the column is numeric (its short labels, ``'18-23'``, are intervals).
     """
 
-    def __init__(self, options: Sequence[Any]):
+    def __init__(self, options: Sequence[Any], numeric: bool = False):
         self.options = list(options)
-        self.intervals = [_parse_label(option) for option in self.options]
+        self.intervals = [_parse_label(option, numeric) for option in self.options]
 
     def choice(self, value: Any) -> tuple[bool, Any]:
         """``(True, option)`` for the option holding ``value``, ``(False, None)`` if none does."""
@@ -163,14 +178,14 @@ class EnumMapper:
         return np.isin(codes, list(good))
 
 
-def _condition_mask(values: pd.Series, condition: Any) -> np.ndarray:
+def _condition_mask(values: pd.Series, condition: Any, numeric: bool = False) -> np.ndarray:
     """Mask of pool values meeting a parsed condition: an interval, a set or one value."""
     if isinstance(condition, tuple) and len(condition) == 3:
         low, high, closed = condition
         numbers = pd.to_numeric(values, errors='coerce').to_numpy(dtype=float)
         return (numbers >= low) & ((numbers < high) | ((numbers <= high) & closed))
     options = condition if isinstance(condition, list) else [condition]
-    return EnumMapper(options).mask(values)
+    return EnumMapper(options, numeric).mask(values)
 
 
 def _parse_condition_value(text: str) -> Any:
@@ -277,10 +292,12 @@ class OracleData:
 class _Writer:
     """Writes one reply: fills schema properties from pool records, then corrupts fields."""
 
-    def __init__(self, rng: np.random.Generator, corruption: float, stats: Counter):
+    def __init__(self, rng: np.random.Generator, corruption: float, stats: Counter,
+                 numeric: Sequence[str] = ()):
         self.rng = rng
         self.corruption = float(corruption)
         self.stats = stats
+        self.numeric = set(numeric)
 
     def corrupt(self) -> bool:
         self.stats['fields'] += 1
@@ -318,7 +335,7 @@ class _Writer:
             found = False
             if row is not None and name in row:
                 if options is not None:
-                    found, value = EnumMapper(options).choice(row[name])
+                    found, value = EnumMapper(options, name in self.numeric).choice(row[name])
                 elif edges is not None:
                     found, value = _range_of(row[name], edges)
             if self.corrupt() or not found:
@@ -361,6 +378,13 @@ def _ranges(block: Mapping[str, Any], key: str) -> dict[str, list]:
         if isinstance(column, dict) and 'bin_edges' in column:
             out[str(column['name'])] = list(column['bin_edges'])
     return out
+
+
+def _numeric_columns(block: Mapping[str, Any]) -> set:
+    """Names of the numeric columns of the prompt's data block (their labels are intervals)."""
+    return {str(column.get('name')) for key in ('columns', 'member_columns')
+            for column in block.get(key, []) if isinstance(column, dict)
+            and column.get('type') == 'numerical'}
 
 
 def _split_properties(properties: Mapping[str, Any], columns: Sequence[str]):
@@ -413,8 +437,15 @@ class OracleAnswerer:
     # ---------------------------------------------------------------- anchored
     def _anchored(self, user: str, schema: Mapping[str, Any], writer: _Writer) -> dict:
         block = _data_block(user)
+        writer.numeric = _numeric_columns(block)
         constraints = {}
-        for key, _, rest in _ANCHOR_LINE.findall(user):
+        fixed: dict[str, dict] = {}
+        for key, quoted, rest in _ANCHOR_LINE.findall(user):
+            try:
+                shown = json.loads(quoted)
+            except json.JSONDecodeError:
+                shown = {}
+            fixed[key] = shown if isinstance(shown, dict) else {}
             found = _SATISFY.search(rest)
             if found:
                 try:
@@ -425,12 +456,29 @@ class OracleAnswerer:
         for key, array in schema['properties'].items():
             item = array.get('items', {})
             count = int(array.get('minItems', 1))
+            shown = fixed.get(key, {})
             if self.data.is_households:
                 reply[key] = self._households(block, item, count, constraints.get(key, []),
-                                              writer)
+                                              writer, shown)
             else:
-                reply[key] = self._records(block, item, count, writer)
+                reply[key] = self._records(block, item, count, writer, shown)
         return reply
+
+    @staticmethod
+    def _fixed_masks(frame: pd.DataFrame, properties: Mapping[str, Any],
+                     shown: Mapping[str, Any], numeric: set) -> list[np.ndarray]:
+        """Masks of the rows meeting an anchor's fixed values.
+
+        The values are the single-value enums of the schema (a reply that repeats them) and
+        the values quoted in the anchor's line (a reply that leaves them out).
+        """
+        conditions = {name: s['enum'][0] for name, s in properties.items()
+                      if len(s.get('enum', ())) == 1}
+        for name, value in shown.items():
+            if not isinstance(value, (dict, list)):
+                conditions.setdefault(name, value)
+        return [EnumMapper([value], name in numeric).mask(frame[name])
+                for name, value in conditions.items() if name in frame]
 
     def _conditions_mask(self, frame: pd.DataFrame, masks: list[np.ndarray],
                          rng: np.random.Generator, count: int) -> np.ndarray:
@@ -446,13 +494,12 @@ class OracleAnswerer:
         return rng.choice(candidates, size=count, replace=True)
 
     def _records(self, block: Mapping[str, Any], item: Mapping[str, Any], count: int,
-                 writer: _Writer) -> list[dict]:
+                 writer: _Writer, shown: Mapping[str, Any] | None = None) -> list[dict]:
         columns = _columns(block, 'columns')
         frame = self.data.table(block.get('table'))
         properties = item.get('properties', {})
         own, others = _split_properties(properties, columns)
-        masks = [EnumMapper(s['enum']).mask(frame[name]) for name, s in own.items()
-                 if len(s.get('enum', ())) == 1 and name in frame]
+        masks = self._fixed_masks(frame, own, shown or {}, writer.numeric)
         rows = self._conditions_mask(frame, masks, writer.rng, count)
         out = []
         for row in rows:
@@ -484,7 +531,8 @@ class OracleAnswerer:
         return masks
 
     def _households(self, block: Mapping[str, Any], item: Mapping[str, Any], count: int,
-                    constraints: Sequence[str], writer: _Writer) -> list[dict]:
+                    constraints: Sequence[str], writer: _Writer,
+                    shown: Mapping[str, Any] | None = None) -> list[dict]:
         data = self.data
         households = data.tables[data.parent]
         persons = data.tables[data.child]
@@ -501,17 +549,18 @@ class OracleAnswerer:
                              isinstance(v, int) for v in s['enum'])
                          and not _is_weight(s)), None)
         sizes = list(others[size_key]['enum']) if size_key else None
-        masks = [EnumMapper(s['enum']).mask(households[name]) for name, s in own.items()
-                 if len(s.get('enum', ())) == 1 and name in households]
+        shown = dict(shown or {})
+        member_shown = shown.pop('member', None) if 'member' in shown else None
+        shown = shown.pop('household', shown) if 'household' in shown else shown
+        masks = self._fixed_masks(households, own, shown, writer.numeric)
         masks += self._derived_masks(households, constraints)
         if sizes is not None:
             masks.append(np.isin(data.household_sizes(), sizes))
         anchor_schema = others.get(anchor_key, {}).get('properties', {}) if anchor_key else {}
-        person_fixed = {name: s for name, s in anchor_schema.items()
-                        if len(s.get('enum', ())) == 1 and name in persons}
-        if person_fixed:
-            person_mask = np.logical_and.reduce(
-                [EnumMapper(s['enum']).mask(persons[name]) for name, s in person_fixed.items()])
+        person_masks = (self._fixed_masks(persons, anchor_schema, member_shown or {},
+                                          writer.numeric) if anchor_key else [])
+        if person_masks:
+            person_mask = np.logical_and.reduce(person_masks)
             keys = set(persons.loc[person_mask, data.foreign_key])
             masks.append(households[data.primary_key].isin(keys).to_numpy())
         else:

@@ -12,7 +12,18 @@ missing) and calibrates to the requested rows. Measured per planner:
   spec was derived from (binned on the spec's main bins): what the planner invents where the
   targets say nothing;
 - discards by reason, repairs, anchors reused from the completions library or completed by the
-  statistical fallback.
+  statistical fallback;
+- tokens per accepted record (prompt + completion tokens of the whole run, re-asks included):
+
+  - *per valid LLM completion*: divided by the distinct completions (records) the LLM wrote
+    that passed the planner's validation and repair (duplicates of one anchor merged, cut-off
+    and discarded records not counted); the cost of one usable record of the reply;
+  - *per accepted LLM record*: divided by the records generated from LLM-written proposals
+    (the LLM's completions and reused stored completions; not the statistical planner's) that
+    passed the validity rules and entered the pool;
+  - *per output LLM record*: divided by the records of the calibrated output drawn from
+    LLM-written proposals;
+  - *per output record*: divided by all the output records.
 
 The LLM is the embedded SmolLM2-135M-Instruct (llama.cpp, CPU), no response cache, so every
 call is paid. The paper's setting (100 iterations x 5 proposals for 2,000 records) is the
@@ -177,6 +188,51 @@ def run_planner(name, planner, spec, metadata, reference, num_rows, loop_kwargs)
         'proposal_sources': result.proposals['source'].value_counts().to_dict()
         if len(result.proposals) else {},
         'llm_record_share': _llm_share(result),
+        **_tokens_per_record(result, usage, summary),
+    }
+
+
+LLM_SOURCES = ('anchored', 'free')
+"""Proposal sources the LLM wrote (reused stored completions keep the anchored source)."""
+
+
+def _tokens_per_record(result, usage, summary):
+    """Prompt + completion tokens per valid LLM completion, accepted and output record.
+
+    Args:
+        result (SynthesisResult):
+            The run's result (its proposals library counts, per proposal, the records that
+            entered the pool, ``accepted``, and those of the output, ``selected``).
+        usage (dict):
+            The run's LLM usage.
+        summary (dict):
+            The planner's counters (``completions``: distinct valid LLM completions of the
+            anchored planner; ``proposals``: valid proposals of the free planner).
+
+    Returns:
+        dict:
+            The counts and the ratios (None when a count is 0).
+    """
+    tokens = int(usage['prompt_tokens']) + int(usage['completion_tokens'])
+    proposals = result.proposals
+    llm = proposals[proposals['source'].isin(LLM_SOURCES)] if len(proposals) else proposals
+    accepted = int(llm['accepted'].sum()) if len(llm) else 0
+    selected = int(llm['selected'].sum()) if len(llm) else 0
+    completions = int(summary.get('completions', summary.get('proposals', 0)) or 0)
+    output = len(result.data)
+
+    def ratio(count):
+        return tokens / count if count else None
+
+    return {
+        'total_tokens': tokens,
+        'valid_llm_completions': completions,
+        'accepted_llm_records': accepted,
+        'output_llm_records': selected,
+        'tokens_per_valid_completion': ratio(completions),
+        'tokens_per_accepted_llm_record': ratio(accepted),
+        'tokens_per_output_llm_record': ratio(selected),
+        'tokens_per_output_record': ratio(output),
     }
 
 
@@ -208,6 +264,42 @@ def _when_and_load(rows):
         text += (f'; 1-minute load average between {min(loads):.1f} and {max(loads):.1f} '
                  'on the 2 CPUs (llama.cpp on 1 thread, `nice -n 10`)')
     return text + '.'
+
+
+def _fmt_ratio(value):
+    return '-' if value is None else f'{value:,.1f}'
+
+
+def tokens_table(rows):
+    """Markdown table of the tokens (prompt + completion) per valid, accepted and output record.
+
+    Args:
+        rows (list of dict):
+            The measured rows (rows of older runs without these numbers are skipped).
+
+    Returns:
+        list[str]:
+            The table's lines.
+    """
+    lines = [
+        '| planner | tokens (prompt + completion) | valid LLM completions | tok. / valid '
+        'completion | accepted LLM records | tok. / accepted LLM record | output LLM records '
+        '| tok. / output LLM record | tok. / output record |',
+        '|---|---|---|---|---|---|---|---|---|',
+    ]
+    for row in rows:
+        if 'total_tokens' not in row or not row['total_tokens']:
+            continue
+        lines.append(
+            f"| {row['planner']} | {row['total_tokens']:,} | {row['valid_llm_completions']:,} "
+            f"| {_fmt_ratio(row['tokens_per_valid_completion'])} "
+            f"| {row['accepted_llm_records']:,} "
+            f"| {_fmt_ratio(row['tokens_per_accepted_llm_record'])} "
+            f"| {row['output_llm_records']:,} "
+            f"| {_fmt_ratio(row['tokens_per_output_llm_record'])} "
+            f"| {_fmt_ratio(row['tokens_per_output_record'])} |"
+        )
+    return lines
 
 
 def render(rows, num_rows, quick, settings):
@@ -251,6 +343,7 @@ def render(rows, num_rows, quick, settings):
     if missing:
         lines += ['', f"Not measured in this run: {', '.join(missing)} (`--planners` chose "
                       'the others).']
+    lines += ['', '## Tokens per record', '', *tokens_table(rows)]
     lines += ['', '## Planner counters', '']
     for row in rows:
         summary = row['planner_summary']
@@ -304,7 +397,9 @@ def _settings(llm_iterations):
     return (
         f'Loop: seed 0, pool 1.2 x rows, batch a quarter of the pool; LLM planners at most '
         f'{llm_iterations} iterations and 9 anchors per iteration; anchored planner k = 4 '
-        'completions per anchor, 3 anchors per call, temperature 0.7, completions reused, '
+        'completions per anchor, up to 8 anchors per call within 2,400 estimated reply tokens, '
+        'fixed columns left out of the reply, short bin labels, temperature 0.7, completions '
+        'reused, '
         'statistical share 0.1 (*anchored-llm-only*: 0); free '
         'planner 5 proposals per call, temperature 0.8; statistical planner with the loop '
         'defaults (50 iterations, 20 anchors).'

@@ -2,12 +2,14 @@
 
 For each anchor (a cell with a record deficit, e.g. ``user_age in [35, 45) & gender = Female``)
 the LLM returns ``k`` diverse, realistic completions of every other column, each with a
-relative weight. The reply's JSON schema allows only valid categories, only the anchor's own
-values for the anchored columns (single-value enums) and, for numeric and datetime columns,
-only bin labels (``"[35, 45)"``), so a grammar-constrained or strict-schema backend cannot write
-an invalid record. Several anchors share one call. The engine, not the LLM, decides how many
-records each completion gets (``core.loop.allocate_counts``: by weight, favouring completions
-that also fill other deficits).
+relative weight. The reply's JSON schema allows only valid categories and, for numeric and
+datetime columns, only bin labels (short names such as ``"35-45"``, mapped back to the exact
+edges), so a grammar-constrained or strict-schema backend cannot write an invalid record. The
+anchored columns are left out of the reply (the prompt quotes them; the planner fills them in,
+and a reply that writes one anyway must agree with the anchor), unless ``echo_fixed`` asks the
+reply to repeat them as single-value enums. Several anchors share one call. The engine, not
+the LLM, decides how many records each completion gets (``core.loop.allocate_counts``: by
+weight, favouring completions that also fill other deficits).
 
 Completions are kept in a library (planner state, saved in checkpoints): an anchor seen again,
 or one whose fixed values are met by at least ``k`` stored completions (numeric ranges
@@ -23,10 +25,13 @@ Households: a completion is a household (its columns, its size chosen first, the
 per member); when the anchor is a person cell, that member is written first with the anchor's
 values.
 
-Each call asks for as many completion tokens as its reply needs (anchors x completions x
-columns, estimated from the reply's schema, plus a margin). A reply cut off at that limit
-keeps the completions it wrote whole (the partial ones are counted as ``truncated_record``);
-the anchors it did not reach are asked again once, in a smaller call of their own.
+A call holds up to ``anchors_per_call`` anchors while its estimated reply stays within
+``reply_tokens_per_call`` (the prompt is paid once per call, so fuller calls cost fewer tokens
+per record). Each call asks for as many completion tokens as its reply needs (anchors x
+completions x columns, estimated from the reply's schema, plus a margin). A reply cut off at
+that limit keeps the completions it wrote whole (the partial ones are counted as
+``truncated_record``); the anchors it did not reach are asked again once, in a smaller call of
+their own.
 
 A reply that cannot be used (not JSON, refused, off-schema and unrepairable, endpoint down)
 never stops the loop: the discard is counted by reason and the statistical planner completes
@@ -110,8 +115,9 @@ class _Pending:
 
     def __init__(self, anchor: Any, prompt: AnchorPrompt, fixed: dict[str, Any],
                  extra_labels: dict[str, dict], is_person: bool, sizes: list[int] | None,
-                 fixed_size: int | None):
+                 fixed_size: int | None, shown: dict[str, Any] | None = None):
         self.anchor = anchor
+        self.shown = dict(shown or {})
         self.prompt = prompt
         self.fixed = fixed
         self.extra_labels = extra_labels
@@ -131,7 +137,17 @@ class AnchoredLLMPlanner(LLMPlanner):
         completions_per_anchor (int):
             Completions asked per anchor (``k``). Defaults to 4.
         anchors_per_call (int):
-            Anchors completed by one call. Defaults to 3.
+            At most this many anchors completed by one call. Defaults to 12 (more than the
+            9 anchors per iteration of the planners benchmark: one call, not 8 + 1): the
+            prompt (the spec's columns, context and rules) is paid once per call, so fuller
+            calls cost fewer tokens per record; ``reply_tokens_per_call`` keeps large replies
+            within the context.
+        reply_tokens_per_call (int or None):
+            A call takes anchors while the estimated completion tokens of its reply
+            (:func:`estimate_reply_tokens` of the reply's schema) stay within this, so large
+            completions (households) go in smaller calls that fit the model's context; a call
+            always holds at least one anchor. Defaults to 2,400; None: ``anchors_per_call``
+            only.
         temperature (float):
             Sampling temperature. Defaults to 0.7.
         max_tokens (int or None):
@@ -152,15 +168,22 @@ class AnchoredLLMPlanner(LLMPlanner):
             Share of each anchor's weight given to completions drawn by the statistical
             planner, offered next to the LLM's; the engine's allocation then favours whichever
             fill other deficits. Defaults to 0.1; 0 offers the LLM's completions only.
+        echo_fixed (bool):
+            Whether the reply repeats the anchor's fixed values in every completion (as
+            single-value enums). Defaults to False: the reply gives only the other columns and
+            the planner fills the fixed values in, which saves their tokens in every
+            completion; a reply that writes a fixed column anyway is still checked against
+            the anchor (``anchor_mismatch``).
     """
 
     name = 'anchored'
 
     def __init__(self, client: Any = None, completions_per_anchor: int = 4,
-                 anchors_per_call: int = 3, temperature: float = 0.7,
+                 anchors_per_call: int = 12, temperature: float = 0.7,
                  max_tokens: int | None = None, reuse_completions: bool = True,
                  dependency_groups: list[list[str]] | None = None,
-                 max_reused_completions: int | None = None, statistical_share: float = 0.1):
+                 max_reused_completions: int | None = None, statistical_share: float = 0.1,
+                 echo_fixed: bool = False, reply_tokens_per_call: int | None = 2400):
         self.client = client
         self.completions_per_anchor = completions_per_anchor
         self.anchors_per_call = anchors_per_call
@@ -170,6 +193,8 @@ class AnchoredLLMPlanner(LLMPlanner):
         self.dependency_groups = dependency_groups
         self.max_reused_completions = max_reused_completions
         self.statistical_share = statistical_share
+        self.echo_fixed = echo_fixed
+        self.reply_tokens_per_call = reply_tokens_per_call
         self._init_llm_state()
         self._library: dict[str, list[dict[str, Any]]] = {}
 
@@ -181,6 +206,13 @@ class AnchoredLLMPlanner(LLMPlanner):
                 raise ValueError(
                     f"The '{name}' parameter must be a positive integer. Got {value!r} instead."
                 )
+        budget = self.reply_tokens_per_call
+        if budget is not None and (isinstance(budget, bool) or not isinstance(
+                budget, (int, np.integer)) or budget < 1):
+            raise ValueError(
+                "The 'reply_tokens_per_call' parameter must be a positive integer or None. Got "
+                f'{budget!r} instead.'
+            )
 
     @staticmethod
     def _anchor_key(anchor: Any) -> str:
@@ -229,6 +261,15 @@ class AnchoredLLMPlanner(LLMPlanner):
 
         completions = int(self.completions_per_anchor)
         weight = {weight_key: weight_schema()}
+        echo = bool(self.echo_fixed)
+
+        def asked(columns):
+            # The columns the reply writes, and the fixed values it must repeat (if any).
+            columns = list(columns.values())
+            if echo:
+                return columns, shown
+            return [column for column in columns if column.name not in shown], None
+
         if not view.is_households:
             free = [c for c in view.columns.values() if c.name not in fixed]
             possibilities = 1
@@ -237,12 +278,12 @@ class AnchoredLLMPlanner(LLMPlanner):
                 if possibilities >= completions:
                     break
             completions = max(1, min(completions, possibilities))
-            schema = record_schema(list(view.columns.values()), shown, 'bins', weight)
+            schema = record_schema(*asked(view.columns), 'bins', weight)
             prompt_fixed, person_fixed = shown, None
         else:
             person_schema = record_schema(list(view.child_columns.values()), None, 'bins')
             if is_person:
-                anchor_schema = record_schema(list(view.child_columns.values()), shown, 'bins')
+                anchor_schema = record_schema(*asked(view.child_columns), 'bins')
                 members = household_properties(
                     keys.size, sizes, keys.persons, person_schema, fixed_size,
                     anchor_person_schema=anchor_schema, anchor_person_key=keys.anchor_person,
@@ -253,15 +294,15 @@ class AnchoredLLMPlanner(LLMPlanner):
             else:
                 members = household_properties(keys.size, sizes, keys.persons, person_schema,
                                                fixed_size)
-                schema = record_schema(list(view.columns.values()), shown, 'bins',
-                                       {**members, **weight})
+                schema = record_schema(*asked(view.columns), 'bins', {**members, **weight})
                 prompt_fixed, person_fixed = dict(shown), None
                 if fixed_size is not None:
                     prompt_fixed[keys.size] = fixed_size
         prompt = AnchorPrompt(key=key, fixed=prompt_fixed, records=int(anchor.records),
                               schema=schema, completions=completions, person_fixed=person_fixed,
                               constraints=constraints)
-        return _Pending(anchor, prompt, fixed, extra_labels, is_person, sizes, fixed_size)
+        return _Pending(anchor, prompt, fixed, extra_labels, is_person, sizes, fixed_size,
+                        shown=None if echo else shown)
 
     # ------------------------------------------------------------------ reuse
     def _compatible(self, entry: dict[str, Any], pending: _Pending,
@@ -380,6 +421,24 @@ class AnchoredLLMPlanner(LLMPlanner):
             del entries[:len(entries) - limit]
 
     # ------------------------------------------------------------------ calls
+    @staticmethod
+    def _with_fixed(item: dict[str, Any], pending: _Pending,
+                    keys: HouseholdKeys) -> dict[str, Any]:
+        """The completion with the anchor's fixed values the reply does not repeat filled in.
+
+        The values are the ones the prompt showed (categories, bin labels), so they go through
+        the same repair as the rest; a fixed column the reply wrote anyway is kept and checked
+        against the anchor by the repairer (``anchor_mismatch``).
+        """
+        if not pending.shown:
+            return item
+        if not pending.is_person:
+            return {**pending.shown, **item}
+        member = item.get(keys.anchor_person)
+        if not isinstance(member, dict):
+            return item
+        return {**item, keys.anchor_person: {**pending.shown, **member}}
+
     def _read_completions(self, pending: _Pending, items: Any, view: TableView,
                           repairer: ProposalRepairer, child_repairer: ProposalRepairer | None,
                           keys: HouseholdKeys, weight_key: str):
@@ -391,6 +450,7 @@ class AnchoredLLMPlanner(LLMPlanner):
             try:
                 if not isinstance(item, dict):
                     raise RejectedProposal('invalid_record')
+                item = self._with_fixed(item, pending, keys)
                 if weight_key in item:
                     weight = repairer.repair_weight(item[weight_key])
                 else:
@@ -444,7 +504,7 @@ class AnchoredLLMPlanner(LLMPlanner):
             rules=view.rules, dependency_groups=self.dependency_groups, weight_key=weight_key,
             child_table=view.child_table, child_columns=list(view.child_columns.values()),
             persons_key=keys.persons, size_key=keys.size, anchor_person_key=keys.anchor_person,
-            other_persons_key=keys.other_persons,
+            other_persons_key=keys.other_persons, echo_fixed=bool(self.echo_fixed),
         )
         result = self._ask(messages, anchored_schema(prompts), state, repairer)
         if result.data is None:
@@ -517,6 +577,8 @@ class AnchoredLLMPlanner(LLMPlanner):
         proposals: list[Proposal] = []
         failed: list[Any] = []
         batch: list[_Pending] = []
+        batch_tokens = 0
+        budget = self.reply_tokens_per_call
         for anchor in anchors:
             if anchor.records <= 0:
                 continue
@@ -529,11 +591,18 @@ class AnchoredLLMPlanner(LLMPlanner):
                 if reused:
                     proposals.extend(reused)
                     continue
+            tokens = estimate_reply_tokens(anchored_schema([pending.prompt]))
+            if batch and budget is not None and batch_tokens + tokens > int(budget):
+                proposals.extend(self._complete(batch, view, state, repairer, child_repairer,
+                                                keys, weight_key, failed))
+                batch, batch_tokens = [], 0
+            pending.prompt.key = f'anchor_{len(batch) + 1}'
             batch.append(pending)
+            batch_tokens += tokens
             if len(batch) >= int(self.anchors_per_call):
                 proposals.extend(self._complete(batch, view, state, repairer, child_repairer,
                                                 keys, weight_key, failed))
-                batch = []
+                batch, batch_tokens = [], 0
         if batch:
             proposals.extend(self._complete(batch, view, state, repairer, child_repairer, keys,
                                             weight_key, failed))

@@ -185,6 +185,7 @@ class FreeLLMPlanner(LLMPlanner):
                     proposals.append(proposal)
 
         if proposals:
+            _fill_batch(proposals, num_samples, repairer)
             self.stats['proposals'] += len(proposals)
             return proposals
         self.stats['fallback_iterations'] += 1
@@ -234,3 +235,26 @@ class FreeLLMPlanner(LLMPlanner):
             'fallback_iterations': int(self.stats['fallback_iterations']),
             'repairs': dict(sorted(self.repairs.items())),
         }
+
+
+def _fill_batch(proposals: list[Proposal], num_samples: int, repairer: Any) -> None:
+    """Scale the counts of proposals that total fewer records than the batch asked for.
+
+    The prompt asks for proposals totalling ``num_samples`` records; a small model often
+    writes counts that sum to a fraction of it (22 of 360), which would leave the pool short
+    for the rest of the run. The counts keep their proportions and are raised, by largest
+    remainder, to total ``num_samples``; each proposal keeps at least one record. Counts that
+    already reach the batch are left alone (``repair_count`` caps single ones).
+    """
+    counts = np.array([int(p.count or 0) for p in proposals], dtype=float)
+    total = float(counts.sum())
+    if total <= 0 or total >= num_samples:
+        return
+    exact = counts / total * num_samples
+    scaled = np.floor(exact).astype(np.int64)
+    remainder = int(num_samples - scaled.sum())
+    if remainder > 0:
+        scaled[np.argsort(-(exact - scaled), kind='stable')[:remainder]] += 1
+    for proposal, count in zip(proposals, np.maximum(scaled, 1)):
+        proposal.count = int(count)
+    repairer.repaired('scaled_counts')

@@ -50,6 +50,10 @@ __all__ = [
 
 _NUMBER = re.compile(r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
 _DATE = re.compile(r'\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?')
+_SIMPLE_NUMBER = r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?'
+# A short range label as the prompts write it ('18-23', '-5 to -1'), maybe bracketed.
+_RANGE_TEXT = re.compile(
+    rf'^\s*[\[(]?\s*({_SIMPLE_NUMBER})\s*(?:-|\u2013|to|,)\s*({_SIMPLE_NUMBER})\s*[\])]?\s*$')
 
 
 class RejectedProposal(Exception):  # noqa: N818 - internal control flow, never escapes
@@ -227,7 +231,8 @@ class ProposalRepairer:
             column (ColumnPrompt):
                 The column (with ``labels``, ``minimum`` and ``maximum``).
             raw (object):
-                A bin label (``'[35, 45)'``), a ``[min, max]`` pair, or a single value.
+                A bin label (``'35-45'``, ``'[35, 45)'``), a ``[min, max]`` pair, or a single
+                value.
             extra_labels (dict or None):
                 More accepted labels (an anchor's fixed interval), label -> ``(low, high)``.
 
@@ -253,7 +258,8 @@ class ProposalRepairer:
                     self.repaired('label_format')
                 return Range(float(bounds[0]), float(bounds[1]))
             pattern = _DATE if column.kind == 'datetime' else _NUMBER
-            found = pattern.findall(raw)
+            pair = _RANGE_TEXT.match(raw) if column.kind != 'datetime' else None
+            found = list(pair.groups()) if pair else pattern.findall(raw)
             if len(found) == 1:
                 low = high = _to_float(found[0], column.kind)
             elif len(found) == 2:

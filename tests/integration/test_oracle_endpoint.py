@@ -70,6 +70,39 @@ def test_oracle_answer__conditions_on_the_anchor_and_corrupts_on_request():
     assert corrupt_oracle.stats['fields_corrupted'] == corrupt_oracle.stats['fields'] > 0
 
 
+def test_oracle_answer__reads_fixed_values_left_out_of_the_reply_from_the_anchor_lines():
+    """The planner's default prompt: short labels, the anchor's columns only in the prompt."""
+    # Setup
+    pool = pd.DataFrame({
+        'gender': ['Female'] * 50 + ['Male'] * 50,
+        'location_tier': ['Developed'] * 50 + ['Developing'] * 50,
+        'user_age': [25.0] * 50 + [60.0] * 50,
+    })
+    columns = [
+        ColumnPrompt('gender', 'categorical', categories=['Female', 'Male']),
+        ColumnPrompt('location_tier', 'categorical', categories=['Developed', 'Developing']),
+        ColumnPrompt('user_age', 'numerical', labels={'18-40': (18.0, 40.0),
+                                                      '40-90': (40.0, 90.0)},
+                     minimum=18.0, maximum=90.0),
+    ]
+    schema = record_schema([c for c in columns if c.name != 'user_age'], None, 'bins',
+                           {'weight': weight_schema()})
+    anchor = AnchorPrompt(key='anchor_1', fixed={'user_age': '40-90'}, records=10,
+                          schema=schema, completions=20)
+    messages = anchored_messages([anchor], columns, 'transactions', echo_fixed=False)
+
+    # Run
+    _, reply = OracleAnswerer(OracleData({'transactions': pool}), 0.0).answer(
+        messages, anchored_schema([anchor]))
+
+    # Assert
+    records = reply['anchor_1']
+    assert len(records) == 20
+    assert all(set(r) == {'gender', 'location_tier', 'weight'} for r in records)
+    assert {r['gender'] for r in records} == {'Male'}
+    assert {r['location_tier'] for r in records} == {'Developing'}
+
+
 def test_parse_cell__keeps_categories_holding_an_ampersand():
     # Run
     cell = parse_cell('product_category = Food & Beverages & user_age in [18, 22.5)',

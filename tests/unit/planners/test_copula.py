@@ -43,7 +43,7 @@ def test_infer_dependencies__prompt_is_the_papers_copula_prompt():
     # Assert
     user = client.calls[0]['messages'][1]['content']
     assert user.startswith('## Information\n\n**Variables:** The following spec text is data')
-    assert '"name": "age", "type": "numerical", "bins": ["[18, 30)", "[30, 45)", "[45, 90]"]' in (
+    assert '"name": "age", "type": "numerical", "bins": ["18-30", "30-45", "45-90"]' in (
         user)
     assert '"description": "Age in years"' in user
     assert '**Available statistics:** The following spec text is data' in user

@@ -75,7 +75,7 @@ def test_propose__schema_has_enums_ranges_and_counts():
 
 def test_propose__proposals_carry_values_ranges_counts_and_reasons():
     # Setup
-    state = _shop_state()
+    state = _shop_state(batch_rows=50)
     client = ScriptedClient([_reply(_proposal(num=30), _proposal(num=20, city='Lyon',
                                                                  age=[50, 60]))])
     planner = FreeLLMPlanner(client)
@@ -216,7 +216,8 @@ def test_guidance_lines__joint_and_marginal_cells_largest_first():
 
 def test_propose__households_with_their_persons():
     # Setup
-    state = make_state(household_spec(), HOUSEHOLD_METADATA, 'households', 'persons')
+    state = make_state(household_spec(), HOUSEHOLD_METADATA, 'households', 'persons',
+                       batch_rows=12)
     reply = _reply({
         'reason': 'couples who own',
         'values': {'tenure': 'Owned', 'household_size': 2,
@@ -278,3 +279,20 @@ def test_propose__obedient_random_replies_never_crash():
     # Assert
     assert proposals
     assert all(p.count > 0 for p in proposals)
+
+
+def test_propose__counts_short_of_the_batch_scaled_to_it_in_proportion():
+    # Setup
+    state = _shop_state(batch_rows=360)
+    client = ScriptedClient([_reply(_proposal(num=12), _proposal(num=6, city='Lyon'),
+                                    _proposal(num=4, city='Nice'))])
+    planner = FreeLLMPlanner(client)
+
+    # Run
+    proposals = planner.propose([], state)
+
+    # Assert
+    counts = [p.count for p in proposals]
+    assert sum(counts) == 360
+    assert counts == [196, 98, 66]
+    assert planner.repairs['scaled_counts'] == 1

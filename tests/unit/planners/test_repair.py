@@ -129,20 +129,34 @@ def test_repair_category__single_item_list_is_unwrapped(repairer, shop_view):
 # --------------------------------------------------------------------------- intervals
 def test_repair_interval__bin_label_gives_its_range(repairer, shop_view):
     # Run
-    value = repairer.repair_interval(shop_view.columns['age'], '[30, 45)')
+    value = repairer.repair_interval(shop_view.columns['age'], '30-45')
 
     # Assert
     assert value == Range(30.0, 45.0)
     assert not repairer.repairs
 
 
-def test_repair_interval__reformatted_label_is_repaired(repairer, shop_view):
+@pytest.mark.parametrize('raw', ['30 - 45', '[30, 45)', '[30,45)'])
+def test_repair_interval__reformatted_label_is_repaired(repairer, shop_view, raw):
     # Run
-    value = repairer.repair_interval(shop_view.columns['age'], '[30,45)')
+    value = repairer.repair_interval(shop_view.columns['age'], raw)
 
     # Assert
     assert value == Range(30.0, 45.0)
     assert repairer.repairs['label_format'] == 1
+
+
+@pytest.mark.parametrize('raw, expected', [('20-40', Range(20.0, 40.0)),
+                                           ('-5 to 20', Range(18.0, 20.0))])
+def test_repair_interval__short_range_outside_the_labels_reads_as_a_range(
+        repairer, shop_view, raw, expected):
+    # Run
+    value = repairer.repair_interval(shop_view.columns['age'], raw)
+
+    # Assert
+    assert value == expected
+    assert repairer.repairs['label_format'] == 1
+    assert not repairer.repairs['inverted_range']
 
 
 def test_repair_interval__extra_label_of_the_anchor_is_accepted(repairer, shop_view):
