@@ -416,6 +416,9 @@ def main(argv=None):
     parser.add_argument('--out', default=str(RESULTS))
     parser.add_argument('--threads', type=int, default=1,
                         help='llama.cpp threads (default 1: robust on a shared machine)')
+    parser.add_argument('--completions-per-anchor', type=int, default=None, metavar='K',
+                        help="the anchored planners' completions per anchor (default: the "
+                             "planner's own)")
     parser.add_argument('--render', metavar='JSON',
                         help='only rewrite the markdown from a JSON file of a previous run')
     args = parser.parse_args(argv)
@@ -437,10 +440,13 @@ def main(argv=None):
     loop_kwargs = {'seed': 0, 'calibration_seconds': 30}
     llm_loop_kwargs = dict(loop_kwargs, max_iterations=llm_iterations, max_anchors=9)
     settings = _settings(llm_iterations)
+    anchored_kwargs = ({} if args.completions_per_anchor is None
+                       else {'completions_per_anchor': args.completions_per_anchor})
     makers = {
         'statistical': lambda: (StatisticalPlanner(), loop_kwargs),
-        'anchored': lambda: (AnchoredLLMPlanner(client), llm_loop_kwargs),
-        'anchored-llm-only': lambda: (AnchoredLLMPlanner(client, statistical_share=0.0),
+        'anchored': lambda: (AnchoredLLMPlanner(client, **anchored_kwargs), llm_loop_kwargs),
+        'anchored-llm-only': lambda: (AnchoredLLMPlanner(client, statistical_share=0.0,
+                                                         **anchored_kwargs),
                                       llm_loop_kwargs),
         'free': lambda: (FreeLLMPlanner(client, num_proposals=5), llm_loop_kwargs),
     }
