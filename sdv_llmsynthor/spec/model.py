@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdv_llmsynthor.errors import SpecValidationError
+from sdv_llmsynthor.spec.geography import GeographySpec
 from sdv_llmsynthor.spec.schema import schema_problems
 
 SPEC_VERSION = '1.0'
+GEOGRAPHY_SPEC_VERSION = '1.1'
 
 KeyPart = Any  # str | float | int | bool | tuple[edge, edge]
 
@@ -90,6 +92,12 @@ class StatisticSpec:
         implicit (bool):
             True for statistics made by the loader (a relationship's ``child_count``); they are
             not written back by :meth:`MacroSpec.to_dict`.
+        level (str or None):
+            Spec 1.1: the geography level whose zones ``zones`` gives counts for. The cells
+            then hold the region totals (the sums over the zones), so code that reads a 1.0
+            spec sees the whole region.
+        zones (dict[str, list[float]] or None):
+            Spec 1.1: zone id -> absolute counts aligned with the cells' keys.
     """
 
     name: str
@@ -102,6 +110,8 @@ class StatisticSpec:
     source: str | None = None
     description: str | None = None
     implicit: bool = False
+    level: str | None = None
+    zones: dict[str, list[float]] | None = None
 
     @property
     def is_joint(self) -> bool:
@@ -138,12 +148,17 @@ class StatisticSpec:
 
     def _target_to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if self.measure != 'proportion':
-            out['measure'] = self.measure
-        out['cells'] = [
-            {'key': [_key_part_to_json(part) for part in cell.key], 'value': cell.value}
-            for cell in self.cells
-        ]
+        if self.level is not None:
+            out['level'] = self.level
+            out['keys'] = [[_key_part_to_json(part) for part in cell.key] for cell in self.cells]
+            out['zones'] = {zone: list(values) for zone, values in (self.zones or {}).items()}
+        else:
+            if self.measure != 'proportion':
+                out['measure'] = self.measure
+            out['cells'] = [
+                {'key': [_key_part_to_json(part) for part in cell.key], 'value': cell.value}
+                for cell in self.cells
+            ]
         if not self.complete:
             out['complete'] = False
         if self.weight != 1.0:
@@ -164,14 +179,28 @@ class StatisticSpec:
 
     @classmethod
     def _from_target(cls, name, columns, data, implicit=False):
+        level = data.get('level')
+        zones = None
+        if level is not None:
+            # Spec 1.1: one count vector per zone; the cells are the region totals.
+            zones = {str(zone): list(values) for zone, values in data['zones'].items()}
+            cells = []
+            for position, key in enumerate(data['keys']):
+                total = sum(values[position] for values in zones.values()
+                            if position < len(values))
+                cells.append(Cell(tuple(_key_part_from_json(part) for part in key), total))
+        else:
+            cells = [
+                Cell(tuple(_key_part_from_json(part) for part in cell['key']), cell['value'])
+                for cell in data['cells']
+            ]
         return cls(
             name=name,
             columns=tuple(columns),
-            cells=[
-                Cell(tuple(_key_part_from_json(part) for part in cell['key']), cell['value'])
-                for cell in data['cells']
-            ],
-            measure=data.get('measure', 'proportion'),
+            cells=cells,
+            level=level,
+            zones=zones,
+            measure='count' if level is not None else data.get('measure', 'proportion'),
             complete=data.get('complete', True),
             weight=float(data.get('weight', 1.0)),
             tolerance=float(data.get('tolerance', 0.0)),
@@ -447,13 +476,16 @@ class MacroSpec:
             Dataset name.
         context (str or None):
             Free text for the whole dataset.
+        geography (GeographySpec or None):
+            Spec 1.1: zones at several levels (see ``spec.geography``).
     """
 
-    def __init__(self, tables, relationships=None, name=None, context=None):
+    def __init__(self, tables, relationships=None, name=None, context=None, geography=None):
         self.tables: dict[str, TableSpec] = dict(tables)
         self.relationships: list[RelationshipSpec] = list(relationships or [])
         self.name: str | None = name
         self.context: str | None = context
+        self.geography: GeographySpec | None = geography
 
     def __repr__(self):
         parts = []
@@ -524,7 +556,14 @@ class MacroSpec:
                 child_count=child_count,
             ))
 
-        spec = cls(tables, relationships, name=data.get('name'), context=data.get('context'))
+        geography = None
+        if 'geography' in data:
+            geography = GeographySpec.from_dict(data['geography'])
+            table = tables.get(geography.table)
+            if table is not None and table.num_rows is None:
+                table.num_rows = sum(int(v) for v in geography.totals['households'].values())
+        spec = cls(tables, relationships, name=data.get('name'), context=data.get('context'),
+                   geography=geography)
         spec._attach_child_counts()
         return spec
 
@@ -584,7 +623,10 @@ class MacroSpec:
         Returns:
             dict
         """
-        out: dict[str, Any] = {'spec_version': SPEC_VERSION}
+        leveled = any(statistic.level is not None for table in self.tables.values()
+                      for statistic in table.statistics)
+        version = GEOGRAPHY_SPEC_VERSION if self.geography is not None or leveled else SPEC_VERSION
+        out: dict[str, Any] = {'spec_version': version}
         if self.name is not None:
             out['name'] = self.name
         if self.context is not None:
@@ -592,6 +634,8 @@ class MacroSpec:
         out['tables'] = {name: table.to_dict() for name, table in self.tables.items()}
         if self.relationships:
             out['relationships'] = [rel.to_dict() for rel in self.relationships]
+        if self.geography is not None:
+            out['geography'] = self.geography.to_dict()
         return _finite_json(out)
 
     def save(self, path: str | os.PathLike) -> None:

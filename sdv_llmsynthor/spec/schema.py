@@ -12,7 +12,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 SCHEMA_FILENAME = 'macro-spec.schema.json'
-SUPPORTED_SPEC_VERSIONS = ('1.0',)
+SUPPORTED_SPEC_VERSIONS = ('1.0', '1.1')
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sdv_llmsynthor.errors import ExpressionError, SpecValidationError
+from sdv_llmsynthor.spec.geography import geography_problems
 from sdv_llmsynthor.spec.model import MacroSpec, StatisticSpec
 from sdv_llmsynthor.spec.resolve import (
     ResolvedColumn,
@@ -265,7 +266,26 @@ class _Validator:
         self.problems: list[tuple[str, str]] = []
 
     def add(self, parts: Sequence[Any], message: str) -> None:
-        self.problems.append((json_path(parts), message))
+        self.problems.append((json_path(self._document_path(list(parts))), message))
+
+    def _document_path(self, parts: list) -> list:
+        """Map the cells of a statistic given per zone to where the document has them.
+
+        A spec 1.1 statistic with a ``level`` lists ``keys`` and ``zones``; its cells are
+        made by the loader, so ``cells[j].key`` is ``keys[j]`` and a cell's value is the sum
+        of the zones' counts.
+        """
+        if len(parts) < 5 or parts[0] != 'tables' or parts[2] != 'statistics' or \
+                parts[4] != 'cells' or not isinstance(parts[3], int):
+            return parts
+        table = self.spec.tables.get(parts[1])
+        explicit = [s for s in table.statistics if not s.implicit] if table else []
+        if parts[3] >= len(explicit) or explicit[parts[3]].level is None:
+            return parts
+        head = parts[:4]
+        if len(parts) >= 7 and parts[6] == 'key':
+            return head + ['keys', parts[5]] + parts[7:]
+        return head + ['zones']
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> list[tuple[str, str]]:
@@ -279,6 +299,7 @@ class _Validator:
         self._check_relationships()
         for table_name in meta_tables:
             self._check_table(table_name)
+        geography_problems(self.spec, self.add)
 
         return self.problems
 
