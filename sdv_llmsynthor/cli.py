@@ -1,4 +1,4 @@
-"""The ``llmsynthor`` command: validate, derive, synthesize, report.
+"""The ``llmsynthor`` command: validate, derive, synthesize, report, populationsim.
 
 Progress goes to stderr, results to stdout or files. Bad input (a missing file, an invalid spec,
 an unknown column, a bad option) exits with status 2 and a one-line reason, never a traceback;
@@ -12,6 +12,7 @@ Examples::
         --llm local --planner anchored -n 2000 --seed 0 -o out/ecommerce.csv --report out/report
     llmsynthor report out/ecommerce.csv --spec specs/examples/ecommerce.json \\
         --metadata metadata/ecommerce.json -o out/report
+    llmsynthor populationsim -c configs -d data -o output
 """
 
 from __future__ import annotations
@@ -334,6 +335,38 @@ def _cmd_report(args):
     return EXIT_OK
 
 
+def _cmd_populationsim(args):
+    from sdv_llmsynthor.geo import synthesize_population
+    from sdv_llmsynthor.spec.populationsim import load_populationsim, write_populationsim_outputs
+
+    for folder, what in ((args.configs, 'configs'), (args.data, 'data')):
+        if not Path(folder).is_dir():
+            raise CLIError(f'{what} folder not found: {folder}')
+    started = time.perf_counter()
+    project = load_populationsim(args.configs, args.data)
+    for reason, count in project.dropped.items():
+        _eprint(f'llmsynthor: dropped {count} {reason} (as PopulationSim does)')
+    result = synthesize_population(
+        project.spec, project.metadata, project.households, project.persons,
+        weight_column=project.weight_column, seed=args.seed)
+    paths = write_populationsim_outputs(result, project, args.output)
+    summary = result.summary()
+    own = summary[~summary['aggregated']]
+    summary.to_csv(Path(args.output) / 'summary_controls.csv', index=False)
+    households = len(result.tables['households'])
+    persons = len(result.tables['persons'])
+    print(f'{households:,} households and {persons:,} persons in '
+          f'{len(project.spec.geography.rows):,} zones, '
+          f'{time.perf_counter() - started:.1f} s; files in {args.output}:')
+    for path in paths.values():
+        print(f'  {path.name}')
+    print('control                       level      zones  %RMSE  max|diff|  cells met')
+    for row in own.itertuples():
+        print(f'{row.statistic:<29} {row.level:<10} {row.zones:>5}  {row.pct_rmse:5.1f}  '
+              f'{row.max_abs_difference:9.0f}  {row.share_met:8.0%}')
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
@@ -406,6 +439,18 @@ def build_parser():
     report.add_argument('--real', help='real data (CSV or folder): adds SDMetrics reports')
     report.add_argument('-o', '--output', metavar='DIR',
                         help='folder for report.md, statistics.csv and plots')
+
+    populationsim = sub.add_parser(
+        'populationsim', help='households and persons for every zone of a PopulationSim '
+                              'configuration')
+    populationsim.add_argument('-c', '--configs', required=True,
+                               help='folder with settings.yaml and controls.csv')
+    populationsim.add_argument('-d', '--data', required=True,
+                               help='folder with seeds, crosswalk and control tables')
+    populationsim.add_argument('-o', '--output', required=True,
+                               help='folder for synthetic_households.csv, synthetic_persons.csv '
+                                    'and summaries')
+    populationsim.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     return parser
 
 
@@ -414,6 +459,7 @@ _COMMANDS = {
     'derive': _cmd_derive,
     'synthesize': _cmd_synthesize,
     'report': _cmd_report,
+    'populationsim': _cmd_populationsim,
 }
 
 

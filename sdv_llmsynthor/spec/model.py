@@ -592,6 +592,28 @@ class MacroSpec:
                 parent.statistics.append(rel.child_count)
 
     @classmethod
+    def from_populationsim(cls, configs_dir: str | os.PathLike,
+                           data_dir: str | os.PathLike) -> MacroSpec:
+        """Read a PopulationSim configuration (``settings.yaml``, ``controls.csv``, data).
+
+        The geography, household totals and controls become a spec 1.1 document; see
+        :func:`sdv_llmsynthor.spec.populationsim.load_populationsim`, which also returns the
+        seeds and their SDV metadata.
+
+        Args:
+            configs_dir (str or PathLike):
+                The folder with ``settings.yaml``.
+            data_dir (str or PathLike):
+                The folder with the seeds, crosswalk and control tables.
+
+        Returns:
+            MacroSpec
+        """
+        from sdv_llmsynthor.spec.populationsim import load_populationsim
+
+        return load_populationsim(configs_dir, data_dir).spec
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> MacroSpec:
         """Read a spec from a JSON file.
 

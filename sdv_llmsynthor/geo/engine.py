@@ -1,0 +1,496 @@
+"""Synthesise households and persons for every zone of a spec 1.1 geography.
+
+The engine works on a *library* of candidate households with their persons: a seed sample
+(PUMS-like rows with weights) or records the synthesizers made. Every library household is
+encoded once into its contribution to every cell of every leveled statistic (persons counted
+per household), and households that contribute identically are grouped into *types*.
+
+Stage 1, per lowest zone: select exactly the zone's household total of types
+(:func:`~sdv_llmsynthor.core.calibration.calibrate_pool`, duplicates allowed) against the
+zone's own controls plus a quota of every upper-level control, proportional to the zone's
+share of the upper zone's households. Stage 2, bottom-up per upper zone: one swap refinement
+over the selections of all its lowest zones, against every control inside it (its own, its
+descendants' and every lowest zone's household total, weighted so that no swap between two
+zones can pay off). Household totals are met exactly by construction; every other control is
+met as far as the library allows, and the report says per zone and cell by how much.
+
+A type's count in a zone goes to its library households in proportion to their seed weights
+(largest remainder), so columns that no control names keep their seed distribution.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from sdv_llmsynthor.core.aggregate import build_contributions
+from sdv_llmsynthor.core.calibration import _SwapRefiner, calibrate_pool
+from sdv_llmsynthor.core.encoding import CompiledStatistic, compile_table
+from sdv_llmsynthor.errors import SpecValidationError
+from sdv_llmsynthor.spec.geography import ZoneTree, canonical_zone
+from sdv_llmsynthor.spec.model import MacroSpec
+from sdv_llmsynthor.spec.resolve import metadata_relationships, primary_key
+from sdv_llmsynthor.spec.validation import validate_spec
+
+__all__ = ['PopulationResult', 'synthesize_population']
+
+LOGGER = logging.getLogger(__name__)
+
+SEED_ID_COLUMN = 'seed_household_id'
+
+
+@dataclass
+class _Control:
+    """One leveled statistic, compiled, with its zone targets aligned to the matrix columns."""
+
+    statistic: CompiledStatistic
+    level: str
+    offset: int  # first matrix column; the rest cell is at offset + num_cells
+    targets: np.ndarray  # (zones of the level, num_cells + 1)
+    weights: np.ndarray  # (num_cells + 1,) per count
+    cell_names: list[str]
+
+    @property
+    def width(self) -> int:
+        return self.statistic.num_cells + 1
+
+
+@dataclass
+class PopulationResult:
+    """What :func:`synthesize_population` returns.
+
+    Args:
+        tables (dict[str, pandas.DataFrame]):
+            The synthetic households (with every level's zone column and the library household
+            they copy, ``seed_household_id``) and their persons.
+        report (pandas.DataFrame):
+            One row per statistic, zone and cell of its level: ``target``, ``result``,
+            ``difference``; plus every control summed at every level above its own
+            (``aggregated=True``).
+        seconds (dict[str, float]):
+            Wall time of the stages.
+        dropped (dict[str, int]):
+            Library rows left out and why.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    report: pd.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """Per statistic and level: zones, RMSE, %RMSE and the share of cells met exactly.
+
+        %RMSE is ``100 * RMSE / mean(target)`` over the zones' cells, PopulationSim's
+        validation figure.
+        """
+        rows = []
+        for (name, level, aggregated), group in self.report.groupby(
+                ['statistic', 'level', 'aggregated'], sort=False):
+            rmse = float(np.sqrt(np.mean(group['difference'] ** 2)))
+            mean_target = float(group['target'].mean())
+            rows.append({
+                'statistic': name, 'level': level, 'aggregated': bool(aggregated),
+                'zones': int(group['zone'].nunique()), 'cells': len(group),
+                'rmse': rmse,
+                'pct_rmse': 100 * rmse / mean_target if mean_target > 0 else float('nan'),
+                'max_abs_difference': float(group['difference'].abs().max()),
+                'share_met': float((group['difference'] == 0).mean()),
+            })
+        return pd.DataFrame(rows)
+
+
+def _relationship(spec: MacroSpec, metadata: Any, parent: str):
+    for rel in spec.relationships:
+        if rel.parent_table == parent:
+            child = rel.child_table
+            break
+    else:
+        child = None
+        for rel in metadata_relationships(metadata):
+            if rel['parent_table_name'] == parent:
+                child = rel['child_table_name']
+                break
+    if child is None:
+        return None, None, None
+    foreign_key = None
+    for rel in metadata_relationships(metadata):
+        if rel['parent_table_name'] == parent and rel['child_table_name'] == child:
+            foreign_key = rel['child_foreign_key']
+    return child, foreign_key, primary_key(metadata, parent)
+
+
+def _cell_positions(statistic_spec, compiled: CompiledStatistic) -> np.ndarray:
+    """Per spec key, the compiled cell it counts in (-1 for a key no value can match)."""
+    index = {tuple(key): position for position, key in enumerate(compiled.cell_keys)}
+    return np.asarray([index.get(tuple(cell.key), -1) for cell in statistic_spec.cells],
+                      dtype=np.int64)
+
+
+class _Library:
+    """The candidate households, their contributions, types and seed zones."""
+
+    def __init__(self, spec, metadata, households, persons, weight_column, seed_column):
+        geography = spec.geography
+        self.parent = geography.table
+        self.child, self.foreign_key, self.key = _relationship(spec, metadata, self.parent)
+        self.child_key = None if self.child is None else primary_key(metadata, self.child)
+        self.dropped: dict[str, int] = {}
+        households = households.reset_index(drop=True)
+        if weight_column is not None:
+            weights = pd.to_numeric(households[weight_column], errors='coerce').to_numpy(float)
+            keep = np.isfinite(weights) & (weights > 0)
+            if not keep.all():
+                self.dropped['households without a positive weight'] = int((~keep).sum())
+                households = households[keep].reset_index(drop=True)
+                weights = weights[keep]
+        else:
+            weights = np.ones(len(households))
+        if len(households) == 0:
+            raise ValueError('The library is empty: give seed households (with positive '
+                             'weights) or records to build the population from.')
+        self.households = households
+        self.weights = weights
+        self.persons = None
+        member_units = np.zeros(0, dtype=np.int64)
+        if self.child is not None and persons is not None:
+            if self.key is None or self.foreign_key is None:
+                raise ValueError(f"The metadata has no key linking '{self.child}' to "
+                                 f"'{self.parent}'.")
+            units = pd.Index(households[self.key]).get_indexer(persons[self.foreign_key])
+            orphans = units < 0
+            if orphans.any():
+                self.dropped[f'{self.child} without a household'] = int(orphans.sum())
+            self.persons = persons[~orphans].reset_index(drop=True)
+            member_units = units[~orphans].astype(np.int64)
+        self.member_units = member_units
+
+        encodings = {self.parent: compile_table(spec, metadata, self.parent)}
+        if self.child is not None:
+            encodings[self.child] = compile_table(spec, metadata, self.child)
+        self.encodings = encodings
+        blocks = []
+        self.controls: list[tuple[Any, CompiledStatistic, str]] = []
+        for table_name, encoding in encodings.items():
+            frame = households if table_name == self.parent else self.persons
+            if frame is None:
+                continue
+            units = (np.arange(len(households), dtype=np.int64) if table_name == self.parent
+                     else member_units)
+            table_spec = spec.tables[table_name]
+            by_name = {statistic.name: statistic for statistic in table_spec.statistics}
+            codes = encoding.encode(frame)
+            for compiled in encoding.statistics:
+                statistic_spec = by_name.get(compiled.name)
+                if statistic_spec is None or statistic_spec.level is None:
+                    continue
+                blocks.append((compiled, compiled.cell_index(codes), units))
+                self.controls.append((statistic_spec, compiled, table_name))
+        leveled = [statistic.name for table in spec.tables.values()
+                   for statistic in table.statistics if statistic.level is not None]
+        compiled_names = {statistic_spec.name for statistic_spec, _, _ in self.controls}
+        self.uncompiled = [name for name in leveled if name not in compiled_names]
+        matrix, offsets = build_contributions(blocks, len(households))
+        self.offsets = [offset for _, offset in offsets]
+        dense = matrix.toarray()
+        uniques, of_unit = np.unique(dense, axis=0, return_inverse=True)
+        self.type_matrix = sp.csr_matrix(uniques)
+        self.of_unit = of_unit.ravel().astype(np.int64)
+        self.num_cells = matrix.shape[1]
+
+        self.seed_zone = None
+        if seed_column is not None and seed_column in households.columns:
+            self.seed_zone = np.asarray([canonical_zone(v) for v in households[seed_column]],
+                                        dtype=object)
+
+    def candidate_types(self, seed_zone: str | None) -> np.ndarray:
+        """Types present among the seeds of ``seed_zone`` (every type when it has none)."""
+        if self.seed_zone is not None and seed_zone is not None:
+            members = self.seed_zone == seed_zone
+            if members.any():
+                return np.unique(self.of_unit[members])
+        return np.arange(self.type_matrix.shape[0], dtype=np.int64)
+
+    def members(self, type_index: int, seed_zone: str | None) -> np.ndarray:
+        """Library households of a type, those of ``seed_zone`` when it has any."""
+        of_type = self.of_unit == type_index
+        if self.seed_zone is not None and seed_zone is not None:
+            local = of_type & (self.seed_zone == seed_zone)
+            if local.any():
+                return np.flatnonzero(local)
+        return np.flatnonzero(of_type)
+
+
+def _build_controls(library: _Library, tree: ZoneTree) -> list[_Control]:
+    controls = []
+    for (statistic_spec, compiled, _), offset in zip(library.controls, library.offsets):
+        level = statistic_spec.level
+        zone_index = tree.index(level)
+        positions = _cell_positions(statistic_spec, compiled)
+        targets = np.zeros((len(tree.zones[level]), compiled.num_cells + 1))
+        for zone, values in (statistic_spec.zones or {}).items():
+            row = zone_index[canonical_zone(zone) or zone]
+            for position, value in zip(positions, values):
+                if position >= 0:
+                    targets[row, position] += float(value)
+        weights = np.full(compiled.num_cells + 1, float(compiled.weight))
+        if not compiled.complete:
+            weights[-1] = 0.0  # rows in no listed cell are free in a partial control
+        names = [compiled.describe_cell(cell) for cell in range(compiled.num_cells)]
+        controls.append(_Control(compiled, level, offset, targets, weights,
+                                 names + ['(rest)']))
+    return controls
+
+
+def _stage_one_targets(controls, tree, totals, households_at, zone):
+    """Targets and weights of every matrix column for one lowest zone."""
+    num_cells = controls[-1].offset + controls[-1].width if controls else 0
+    targets = np.zeros(num_cells)
+    weights = np.zeros(num_cells)
+    for control in controls:
+        upper = tree.ancestors[control.level][zone]
+        share = 1.0
+        if control.level != tree.lowest:
+            share = totals[zone] / max(households_at[control.level][upper], 1)
+        span = slice(control.offset, control.offset + control.width)
+        targets[span] = control.targets[upper] * share
+        weights[span] = control.weights
+    return targets, weights
+
+
+def _refine_upper(library, controls, tree, totals, counts, candidates, level, upper,
+                  max_swaps_per_household):
+    """Swap refinement of every lowest zone's selection inside one upper zone, in place."""
+    level_position = tree.levels.index(level)
+    inside = np.flatnonzero(tree.ancestors[level] == upper)
+    if inside.size < 2 and not any(c.level == level for c in controls):
+        return 0
+    blocks = []  # (row start, columns) per control block and zone
+    column_parts, row_parts, value_parts = [], [], []
+    row_zone = np.concatenate([np.full(candidates[z].size, k) for k, z in enumerate(inside)])
+    row_type = np.concatenate([candidates[z] for z in inside])
+    types = library.type_matrix[row_type].tocoo()
+    base = 0
+    targets_parts, weights_parts = [], []
+    for control in controls:
+        if tree.levels.index(control.level) < level_position:
+            continue  # an ancestor's control: handled when its zone is refined
+        zones_here = tree.ancestors[control.level][inside]
+        local_zones, local_of_row = np.unique(zones_here, return_inverse=True)
+        local_of_row = local_of_row.ravel()
+        in_block = (types.col >= control.offset) & (types.col < control.offset + control.width)
+        rows = types.row[in_block]
+        row_parts.append(rows)
+        column_parts.append(base + local_of_row[row_zone[rows]] * control.width
+                            + types.col[in_block] - control.offset)
+        value_parts.append(types.data[in_block])
+        targets_parts.append(control.targets[local_zones].ravel())
+        weights_parts.append(np.tile(control.weights, local_zones.size))
+        base += local_zones.size * control.width
+        blocks.append(control)
+    if not blocks:
+        return 0
+    cell_weights = np.concatenate(weights_parts)
+    single = sp.csr_matrix((np.concatenate(value_parts),
+                            (np.concatenate(row_parts), np.concatenate(column_parts))),
+                           shape=(row_type.size, base))
+    # One zone-total column per lowest zone: heavier than anything a unit can change
+    # elsewhere, so a swap between two zones never pays off and totals stay exact.
+    heavy = 1.0 + 2.0 * float(np.max(single @ cell_weights)) if single.nnz else 1.0
+    total_columns = sp.csr_matrix((np.ones(row_type.size), (np.arange(row_type.size),
+                                                             row_zone)),
+                                  shape=(row_type.size, inside.size))
+    matrix = sp.hstack([single, total_columns], format='csr')
+    matrix.sort_indices()
+    targets = np.concatenate(targets_parts + [totals[inside].astype(float)])
+    weights = np.concatenate([cell_weights, np.full(inside.size, heavy)])
+    start = np.concatenate([counts[z] for z in inside]).astype(np.int64)
+    refiner = _SwapRefiner(matrix, targets, weights, np.zeros(targets.size), start, None)
+    refiner.run(None, max_swaps_per_household * int(totals[inside].sum()) + 2000)
+    refined = refiner.counts
+    position = 0
+    for z in inside:
+        size = candidates[z].size
+        counts[z] = refined[position:position + size].copy()
+        position += size
+    return refiner.swaps
+
+
+def _expand(library, tree, zone_counts, candidates, seed_zones):
+    """Library household positions and lowest-zone position of every synthetic household."""
+    households, zones = [], []
+    for z, counts in enumerate(zone_counts):
+        for type_index, count in zip(candidates[z].tolist(), counts.tolist()):
+            if count <= 0:
+                continue
+            members = library.members(type_index, seed_zones[z])
+            shares = library.weights[members]
+            exact = shares / shares.sum() * count
+            base = np.floor(exact).astype(np.int64)
+            remainder = int(count - base.sum())
+            if remainder > 0:
+                base[np.argsort(-(exact - base), kind='stable')[:remainder]] += 1
+            households.append(np.repeat(members, base))
+            zones.append(np.full(int(base.sum()), z, dtype=np.int64))
+    if not households:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(households), np.concatenate(zones)
+
+
+def _report(controls, tree, library, chosen, zone_of):
+    """Target and result of every control at its level and summed at the levels above."""
+    contributions = library.type_matrix[library.of_unit[chosen]]
+    rows = []
+    for control in controls:
+        span = slice(control.offset, control.offset + control.width)
+        block = contributions[:, span].toarray()
+        own_position = tree.levels.index(control.level)
+        for level in tree.levels[:own_position + 1]:
+            num_zones = len(tree.zones[level])
+            of_household = tree.ancestors[level][zone_of]
+            result = np.zeros((num_zones, control.width))
+            np.add.at(result, of_household, block)
+            if level == control.level:
+                target = control.targets
+            else:
+                # Sum the control's zones up to this level.
+                target = np.zeros((num_zones, control.width))
+                own_zones = np.arange(len(tree.zones[control.level]))
+                upper_of = np.zeros(len(own_zones), dtype=np.int64)
+                upper_of[tree.ancestors[control.level]] = tree.ancestors[level]
+                np.add.at(target, upper_of, control.targets)
+            cells = range(control.width) if control.statistic.complete else range(
+                control.width - 1)
+            for zone_position, zone in enumerate(tree.zones[level]):
+                for cell in cells:
+                    rows.append((control.statistic.name, control.statistic.table, level,
+                                 level != control.level, zone, control.cell_names[cell],
+                                 target[zone_position, cell], result[zone_position, cell]))
+    report = pd.DataFrame(rows, columns=['statistic', 'table', 'level', 'aggregated', 'zone',
+                                         'cell', 'target', 'result'])
+    report['difference'] = report['result'] - report['target']
+    return report
+
+
+def synthesize_population(
+    spec: MacroSpec | dict,
+    metadata: Any,
+    households: pd.DataFrame,
+    persons: pd.DataFrame | None = None,
+    weight_column: str | None = None,
+    seed: int = 0,
+    max_swaps_per_household: int = 20,
+) -> PopulationResult:
+    """Synthesise every zone of a spec 1.1 geography from a library of households.
+
+    Args:
+        spec (MacroSpec or dict):
+            A spec with a ``geography`` and leveled statistics (validated first).
+        metadata (sdv.metadata.Metadata or dict):
+            The SDV metadata of the households and persons tables.
+        households (pandas.DataFrame):
+            The library: seed households (e.g. PUMS), with the seed level's zone column when
+            the geography has a ``seed_level``.
+        persons (pandas.DataFrame or None):
+            The persons of the library households (joined by the metadata's foreign key).
+        weight_column (str or None):
+            The households' seed weight. Households without a positive weight are dropped
+            (counted in ``dropped``). ``None``: every household weighs 1.
+        seed (int):
+            Seed of the random parts; the result is deterministic for a seed.
+        max_swaps_per_household (int):
+            Work cap of the refinements, in swaps per synthetic household.
+
+    Returns:
+        PopulationResult
+    """
+    if isinstance(spec, dict):
+        spec = MacroSpec.from_dict(spec)
+    validate_spec(spec, metadata)
+    if spec.geography is None:
+        raise SpecValidationError([('$.geography', 'synthesize_population needs a spec 1.1 '
+                                                   'geography (levels, crosswalk, totals).')])
+    started = time.perf_counter()
+    geography = spec.geography
+    tree = geography.tree()
+    seed_level = geography.seed_level
+    library = _Library(spec, metadata, households, persons, weight_column, seed_level)
+    if library.uncompiled:
+        LOGGER.warning('Statistics %s name columns the engine cannot encode; left out.',
+                       ', '.join(library.uncompiled))
+    controls = _build_controls(library, tree)
+    household_totals = geography.household_totals
+    totals = np.asarray([household_totals[zone] for zone in tree.lowest_zones], dtype=np.int64)
+    households_at = {level: np.bincount(tree.ancestors[level], weights=totals,
+                                        minlength=len(tree.zones[level]))
+                     for level in tree.levels}
+    seed_zones = [None] * len(totals)
+    if seed_level is not None and library.seed_zone is not None:
+        seed_ids = np.asarray(tree.zones[seed_level], dtype=object)
+        seed_zones = list(seed_ids[tree.ancestors[seed_level]])
+    seconds = {'library': time.perf_counter() - started}
+
+    started = time.perf_counter()
+    candidates, zone_counts = [], []
+    for z, total in enumerate(totals.tolist()):
+        types = library.candidate_types(seed_zones[z])
+        candidates.append(types)
+        targets, weights = _stage_one_targets(controls, tree, totals, households_at, z)
+        if total == 0:
+            zone_counts.append(np.zeros(types.size, dtype=np.int64))
+            continue
+        result = calibrate_pool(library.type_matrix[types], targets, weights, total,
+                                seed=np.random.default_rng([seed, z]), allow_duplicates=True,
+                                max_seconds=None,
+                                max_swaps=max_swaps_per_household * total + 2000)
+        zone_counts.append(np.bincount(result.indices, minlength=types.size).astype(np.int64))
+    seconds['zones'] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    swaps = 0
+    for level in reversed(tree.levels[:-1]):
+        for upper in range(len(tree.zones[level])):
+            swaps += _refine_upper(library, controls, tree, totals, zone_counts, candidates,
+                                   level, upper, max_swaps_per_household)
+    seconds['upper_levels'] = time.perf_counter() - started
+    LOGGER.info('Upper-level refinement made %d swaps.', swaps)
+
+    chosen, zone_of = _expand(library, tree, zone_counts, candidates, seed_zones)
+    tables = _output_tables(library, tree, chosen, zone_of)
+    report = _report(controls, tree, library, chosen, zone_of)
+    return PopulationResult(tables, report, seconds, dict(library.dropped))
+
+
+def _output_tables(library, tree, chosen, zone_of):
+    """The synthetic households (new keys, every level's zone) and copies of their persons."""
+    parent = library.households.iloc[chosen].reset_index(drop=True)
+    key = library.key
+    new_ids = np.arange(1, len(chosen) + 1, dtype=np.int64)
+    if key is not None:
+        parent.insert(0, SEED_ID_COLUMN, parent[key].to_numpy())
+        parent[key] = new_ids
+    for level, values in tree.zone_columns(zone_of).items():
+        parent[level] = values
+    tables = {library.parent: parent}
+    if library.persons is not None:
+        order = np.argsort(library.member_units, kind='stable')
+        sorted_units = library.member_units[order]
+        starts = np.searchsorted(sorted_units, chosen, side='left')
+        stops = np.searchsorted(sorted_units, chosen, side='right')
+        sizes = stops - starts
+        positions = order[np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
+                          ] if sizes.sum() else np.zeros(0, dtype=np.int64)
+        child = library.persons.iloc[positions].reset_index(drop=True)
+        child[library.foreign_key] = np.repeat(new_ids, sizes)
+        child_key = library.child_key
+        if child_key is not None and child_key in child.columns:
+            child[child_key] = np.arange(1, len(child) + 1, dtype=np.int64)
+        tables[library.child] = child
+    return tables
+

@@ -1,0 +1,166 @@
+"""PopulationSim configurations: import, synthesis of every zone, ActivitySim-style outputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sdv_llmsynthor.cli import main
+from sdv_llmsynthor.errors import SpecValidationError
+from sdv_llmsynthor.geo import synthesize_population
+from sdv_llmsynthor.spec.model import MacroSpec
+from sdv_llmsynthor.spec.populationsim import load_populationsim, write_populationsim_outputs
+from sdv_llmsynthor.spec.validation import validate_spec
+from tests.unit.geo.popsim_example import CONTROLS, TRUTH, write_example
+
+
+@pytest.fixture
+def project(tmp_path):
+    configs, data = write_example(tmp_path)
+    return load_populationsim(configs, data)
+
+
+def test_load_populationsim__builds_a_valid_spec_1_1(project):
+    """Geography, totals, merged controls and importance weights come from the files."""
+    # Run
+    spec = project.spec
+    validate_spec(spec, project.metadata)
+
+    # Assert
+    assert spec.geography.levels == ['REGION', 'PUMA', 'TAZ']
+    assert [row[-1] for row in spec.geography.rows] == [1, 2, 3, 4]  # TAZ 9 has no controls
+    assert spec.geography.household_totals == {
+        str(taz): sum(counts.values()) for taz, counts in TRUTH.items()}
+    households = {s.name: s for s in spec.tables['households'].statistics}
+    persons = {s.name: s for s in spec.tables['persons'].statistics}
+    size = households['hh_size']
+    assert size.level == 'TAZ' and size.columns == ('NP',) and size.complete
+    assert [cell.key for cell in size.cells] == [((1, 2),), ((2, 3),), ((3, 4),), ((4, 6),)]
+    assert spec.tables['households'].columns['NP'].bins == [1, 2, 3, 4, 6]
+    assert persons['workers'].complete is False and persons['workers'].weight == 1.0
+    assert households['rich_families'].columns == ('ctl__rich_families',)
+    assert households['rich_families'].weight == pytest.approx(0.1)
+    assert persons['seniors'].level == 'REGION'
+    assert project.dropped == {
+        'crosswalk TAZ zones without controls': 1,
+        'seed households outside the seed zones or without weight': 2,
+        'seed persons of dropped households': 3,
+    }
+    assert MacroSpec.from_populationsim(project.configs_dir,
+                                        project.data_dir).to_dict() == spec.to_dict()
+
+
+def test_synthesize_population__meets_every_control_of_a_feasible_configuration(project):
+    """Household totals are exact; every control at every level is met."""
+    # Run
+    result = synthesize_population(project.spec, project.metadata, project.households,
+                                   project.persons, weight_column=project.weight_column)
+
+    # Assert
+    households = result.tables['households']
+    persons = result.tables['persons']
+    counts = households.groupby('TAZ').size().to_dict()
+    assert counts == {str(taz): sum(c.values()) for taz, c in TRUTH.items()}
+    assert households['hh_id'].tolist() == list(range(1, len(households) + 1))
+    assert (households.set_index('hh_id')['NP'].sort_index()
+            == persons.groupby('hh_id').size().sort_index()).all()
+    own = result.report[~result.report['aggregated']]
+    assert own['difference'].abs().max() == 0, own[own['difference'] != 0]
+    summary = result.summary()
+    assert set(summary['statistic']) == {'hh_size', 'workers', 'rich_families', 'seniors'}
+    assert (summary['pct_rmse'].fillna(0) == 0).all()
+
+
+def test_synthesize_population__is_deterministic_and_keeps_seed_zones(project):
+    """The same seed gives the same households; households come from their PUMA's seeds."""
+    # Run
+    first = synthesize_population(project.spec, project.metadata, project.households,
+                                  project.persons, weight_column='WGTP', seed=3)
+    second = synthesize_population(project.spec, project.metadata, project.households,
+                                   project.persons, weight_column='WGTP', seed=3)
+
+    # Assert
+    pd.testing.assert_frame_equal(first.tables['households'], second.tables['households'])
+    households = first.tables['households']
+    seed_puma = project.households.set_index('hh_id')['PUMA']
+    assert (seed_puma.reindex(households['seed_household_id']).astype(str).to_numpy()
+            == households['PUMA'].to_numpy()).all()
+
+
+def test_write_populationsim_outputs__activitysim_files(project, tmp_path):
+    """synthetic_households/persons carry household_id, the seed id, zones, listed columns."""
+    # Setup
+    result = synthesize_population(project.spec, project.metadata, project.households,
+                                   project.persons, weight_column='WGTP')
+
+    # Run
+    paths = write_populationsim_outputs(result, project, tmp_path / 'out')
+
+    # Assert
+    households = pd.read_csv(paths['households'])
+    persons = pd.read_csv(paths['persons'])
+    assert list(households.columns) == ['household_id', 'hh_id', 'REGION', 'PUMA', 'TAZ',
+                                        'NP', 'WGTP', 'HINC']
+    assert list(persons.columns) == ['household_id', 'REGION', 'PUMA', 'TAZ', 'per_num',
+                                     'AGEP', 'WORK']
+    assert households['household_id'].is_unique
+    assert set(persons['household_id']) <= set(households['household_id'])
+    summary = pd.read_csv(paths['summary_TAZ'])
+    assert {'statistic', 'zone', 'cell', 'target', 'result', 'difference'} <= set(summary)
+
+
+def test_cli_populationsim__runs_the_folder(tmp_path, capsys):
+    """`llmsynthor populationsim -c -d -o` writes the population and prints the controls."""
+    # Setup
+    configs, data = write_example(tmp_path)
+
+    # Run
+    code = main(['populationsim', '-c', str(configs), '-d', str(data),
+                 '-o', str(tmp_path / 'out')])
+
+    # Assert
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert 'hh_size' in out.out and 'synthetic_households.csv' in out.out
+    households = pd.read_csv(tmp_path / 'out' / 'synthetic_households.csv')
+    assert len(households) == sum(sum(c.values()) for c in TRUTH.values())
+    assert 'dropped 1 crosswalk TAZ zones without controls' in out.err
+
+
+def test_cli_populationsim__bad_expression_names_the_row(tmp_path, capsys):
+    """An expression that cannot be translated exits 2 with the controls.csv row."""
+    # Setup
+    controls = CONTROLS.replace('persons.WORK == 1', 'persons.WORK.apply(len) == 1')
+    configs, data = write_example(tmp_path, controls=controls)
+
+    # Run
+    code = main(['populationsim', '-c', str(configs), '-d', str(data),
+                 '-o', str(tmp_path / 'out')])
+
+    # Assert
+    assert code == 2
+    assert 'controls.csv[row 6].expression' in capsys.readouterr().err
+
+
+def test_load_populationsim__unknown_geography(tmp_path):
+    """A control at a geography the settings do not list names its row and field."""
+    # Setup
+    controls = CONTROLS.replace('seniors,REGION', 'seniors,COUNTY')
+    configs, data = write_example(tmp_path, controls=controls)
+
+    # Run and Assert
+    with pytest.raises(SpecValidationError, match=r'controls.csv\[row 8\].geography'):
+        load_populationsim(configs, data)
+
+
+def test_synthesize_population__report_sums_controls_to_upper_levels(project):
+    """Every control is also reported summed at each level above its own."""
+    # Run
+    result = synthesize_population(project.spec, project.metadata, project.households,
+                                   project.persons, weight_column='WGTP')
+
+    # Assert
+    report = result.report
+    size_region = report[(report['statistic'] == 'hh_size') & (report['level'] == 'REGION')]
+    assert size_region['aggregated'].all()
+    assert size_region['target'].sum() == sum(sum(c.values()) for c in TRUTH.values())
+    assert np.allclose(size_region['result'], size_region['target'])
