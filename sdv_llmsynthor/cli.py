@@ -346,9 +346,10 @@ def _cmd_populationsim(args):
     project = load_populationsim(args.configs, args.data)
     for reason, count in project.dropped.items():
         _eprint(f'llmsynthor: dropped {count} {reason} (as PopulationSim does)')
+    seeds = (None, None) if args.without_seeds else (project.households, project.persons)
     result = synthesize_population(
-        project.spec, project.metadata, project.households, project.persons,
-        weight_column=project.weight_column, seed=args.seed)
+        project.spec, project.metadata, *seeds, weight_column=project.weight_column,
+        seed=args.seed)
     paths = write_populationsim_outputs(result, project, args.output)
     summary = result.summary()
     own = summary[~summary['aggregated']]
@@ -451,6 +452,9 @@ def build_parser():
                                help='folder for synthetic_households.csv, synthetic_persons.csv '
                                     'and summaries')
     populationsim.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    populationsim.add_argument('--without-seeds', action='store_true',
+                               help='ignore the seed sample: synthesise the candidate '
+                                    'households from the controls (statistical planner)')
     return parser
 
 

@@ -1,5 +1,5 @@
 """Populations for real places: every zone of a spec 1.1 geography, from a library of households."""
 
-from sdv_llmsynthor.geo.engine import PopulationResult, synthesize_population
+from sdv_llmsynthor.geo.engine import PopulationResult, region_library, synthesize_population
 
-__all__ = ['PopulationResult', 'synthesize_population']
+__all__ = ['PopulationResult', 'region_library', 'synthesize_population']

@@ -227,7 +227,7 @@ class _Library:
         return np.flatnonzero(of_type)
 
 
-def _build_controls(library: _Library, tree: ZoneTree) -> list[_Control]:
+def _build_controls(library: _Library, tree: ZoneTree, relative: bool) -> list[_Control]:
     controls = []
     for (statistic_spec, compiled, _), offset in zip(library.controls, library.offsets):
         level = statistic_spec.level
@@ -240,6 +240,12 @@ def _build_controls(library: _Library, tree: ZoneTree) -> list[_Control]:
                 if position >= 0:
                     targets[row, position] += float(value)
         weights = np.full(compiled.num_cells + 1, float(compiled.weight))
+        if relative:
+            # An error of one count weighs weight / (the cell's mean target over the
+            # level's zones): errors are compared in shares, as %RMSE compares them.
+            scale = targets.mean(axis=0)
+            scale[-1] = targets.sum(axis=1).mean()
+            weights = weights / np.maximum(scale, 1.0)
         if not compiled.complete:
             weights[-1] = 0.0  # rows in no listed cell are free in a partial control
         names = [compiled.describe_cell(cell) for cell in range(compiled.num_cells)]
@@ -378,14 +384,120 @@ def _report(controls, tree, library, chosen, zone_of):
     return report
 
 
+def _size_distribution(spec: MacroSpec, child: str) -> dict[int, float] | None:
+    """Households per number of children, from a complete statistic over the size column.
+
+    The size column is the one a rule ``X == <child>__count`` ties to the children; a bin
+    of sizes spreads its count evenly over the integers it holds.
+    """
+    import re
+
+    parent = spec.tables[spec.geography.table]
+    for rule in parent.rules:
+        match = re.fullmatch(rf'\s*(\w+)\s*==\s*{re.escape(child)}__count\s*', rule.expression)
+        if match is None:
+            continue
+        column = match.group(1)
+        for statistic in parent.statistics:
+            if statistic.columns != (column,) or not statistic.complete:
+                continue
+            sizes: dict[int, float] = {}
+            for cell in statistic.cells:
+                part = cell.key[0]
+                if isinstance(part, tuple):
+                    values = np.arange(np.ceil(float(part[0])),
+                                       np.floor(float(part[1]) - 1e-9) + 1).astype(int)
+                else:
+                    values = np.asarray([int(part)])
+                for value in values.tolist() or [int(float(part[0]))]:
+                    sizes[value] = sizes.get(value, 0.0) + float(cell.value) / max(len(values), 1)
+            return sizes
+    return None
+
+
+def _region_spec(spec: MacroSpec, child: str | None) -> MacroSpec:
+    """The spec as a region-level 1.0 synthesizer needs it: children per household, totals."""
+    if child is None or child not in spec.tables:
+        return spec
+    sizes = _size_distribution(spec, child)
+    document = spec.to_dict()
+    if spec.tables[child].num_rows is None:
+        total = None
+        for statistic in spec.tables[child].statistics:
+            if statistic.level is not None and statistic.complete:
+                total = sum(float(cell.value) for cell in statistic.cells)
+                break
+        if total is None and sizes is not None:
+            total = sum(size * count for size, count in sizes.items())
+        if total:
+            document['tables'][child]['num_rows'] = int(round(total))
+    for relationship in document.get('relationships', []):
+        if relationship['child_table'] == child and 'child_count' not in relationship \
+                and sizes is not None:
+            relationship['child_count'] = {
+                'measure': 'count',
+                'cells': [{'key': [size], 'value': count} for size, count in sorted(
+                    sizes.items()) if count > 0]}
+    return MacroSpec.from_dict(document)
+
+
+def region_library(spec: MacroSpec, metadata: Any, num_households: int | None = None,
+                   planner: Any = 'statistical', llm: Any = None, seed: int = 0,
+                   verbose: bool = False) -> dict[str, pd.DataFrame]:
+    """Households with persons made from the spec alone, to serve as the library.
+
+    Without a seed sample, the leveled statistics summed to the region (their ``cells``) are
+    what a 1.0 spec would say; :class:`~sdv_llmsynthor.LLMSynthorMultiTableSynthesizer`
+    synthesises records that match them (the planner and LLM as for any spec), and the
+    engine then picks from those records per zone.
+
+    Args:
+        spec (MacroSpec):
+            A spec 1.1 with a geography.
+        metadata (sdv.metadata.Metadata or dict):
+            The households and persons metadata.
+        num_households (int or None):
+            Library size. Defaults to ``max(5_000, 2 * the largest zone)``: candidates, which
+            the zones may pick more than once.
+        planner, llm:
+            As for the multi-table synthesizer (default: the statistical planner, no LLM).
+        seed (int):
+            Seed.
+        verbose (bool):
+            Show the synthesizer's progress bar.
+
+    Returns:
+        dict[str, pandas.DataFrame]: the library tables by name.
+    """
+    from sdv.metadata import Metadata
+
+    from sdv_llmsynthor.synthesizers.multi_table import LLMSynthorMultiTableSynthesizer
+
+    child, _, _ = _relationship(spec, metadata, spec.geography.table)
+    spec = _region_spec(spec, child)
+    totals = spec.geography.household_totals
+    if num_households is None:
+        num_households = max(5_000, 2 * max(totals.values(), default=0))
+    if isinstance(metadata, dict):
+        metadata = Metadata.load_from_dict(metadata)
+    synthesizer = LLMSynthorMultiTableSynthesizer(
+        metadata, spec=spec, planner=planner, llm=llm, num_rows=int(num_households),
+        seed=seed, verbose=verbose)
+    synthesizer.fit()
+    return synthesizer.sample(scale=1.0)
+
+
 def synthesize_population(
     spec: MacroSpec | dict,
     metadata: Any,
-    households: pd.DataFrame,
+    households: pd.DataFrame | None = None,
     persons: pd.DataFrame | None = None,
     weight_column: str | None = None,
     seed: int = 0,
     max_swaps_per_household: int = 20,
+    error_scale: str = 'relative',
+    planner: Any = 'statistical',
+    llm: Any = None,
 ) -> PopulationResult:
     """Synthesise every zone of a spec 1.1 geography from a library of households.
 
@@ -394,9 +506,11 @@ def synthesize_population(
             A spec with a ``geography`` and leveled statistics (validated first).
         metadata (sdv.metadata.Metadata or dict):
             The SDV metadata of the households and persons tables.
-        households (pandas.DataFrame):
+        households (pandas.DataFrame or None):
             The library: seed households (e.g. PUMS), with the seed level's zone column when
-            the geography has a ``seed_level``.
+            the geography has a ``seed_level``. ``None``: the library is synthesised from the
+            spec's region totals (:func:`region_library`, with ``planner`` and ``llm``), then
+            every household of it is a candidate in every zone.
         persons (pandas.DataFrame or None):
             The persons of the library households (joined by the metadata's foreign key).
         weight_column (str or None):
@@ -406,6 +520,13 @@ def synthesize_population(
             Seed of the random parts; the result is deterministic for a seed.
         max_swaps_per_household (int):
             Work cap of the refinements, in swaps per synthetic household.
+        error_scale (str):
+            ``'relative'`` (the default): an error of one count in a cell weighs the
+            statistic's weight divided by the cell's mean target over its level's zones, so
+            where controls conflict the errors come out alike in percent (PopulationSim's
+            %RMSE). ``'absolute'``: every count weighs the statistic's weight.
+        planner, llm:
+            Who writes the library when no seed is given (see :func:`region_library`).
 
     Returns:
         PopulationResult
@@ -416,15 +537,22 @@ def synthesize_population(
     if spec.geography is None:
         raise SpecValidationError([('$.geography', 'synthesize_population needs a spec 1.1 '
                                                    'geography (levels, crosswalk, totals).')])
+    if error_scale not in ('relative', 'absolute'):
+        raise ValueError(f"error_scale must be 'relative' or 'absolute', not {error_scale!r}.")
     started = time.perf_counter()
     geography = spec.geography
     tree = geography.tree()
     seed_level = geography.seed_level
+    if households is None:
+        tables = region_library(spec, metadata, planner=planner, llm=llm, seed=seed)
+        child, _, _ = _relationship(spec, metadata, geography.table)
+        households, persons = tables[geography.table], tables.get(child)
+        weight_column, seed_level = None, None
     library = _Library(spec, metadata, households, persons, weight_column, seed_level)
     if library.uncompiled:
         LOGGER.warning('Statistics %s name columns the engine cannot encode; left out.',
                        ', '.join(library.uncompiled))
-    controls = _build_controls(library, tree)
+    controls = _build_controls(library, tree, error_scale == 'relative')
     household_totals = geography.household_totals
     totals = np.asarray([household_totals[zone] for zone in tree.lowest_zones], dtype=np.int64)
     households_at = {level: np.bincount(tree.ancestors[level], weights=totals,

@@ -422,10 +422,30 @@ def load_populationsim(configs_dir: str | Path, data_dir: str | Path) -> Populat
                            'parent_primary_key': household_id,
                            'child_foreign_key': household_id}],
     }
+    size_column = _size_column(frames, household_id)
+    if size_column is not None:
+        # Records made from the spec (no seed) must agree with their persons, as seeds do.
+        spec_dict['tables']['households']['rules'] = [{
+            'name': f'{size_column}_counts_persons',
+            'expression': f'{size_column} == persons__count'}]
     spec = MacroSpec.from_dict(spec_dict)
     metadata = _seed_metadata(frames, household_id, levels, columns_spec)
     return PopulationSimProject(spec, metadata, frames['households'], frames['persons'],
                                 weight_column, settings, dropped, configs_dir, data_dir)
+
+
+def _size_column(frames: dict[str, pd.DataFrame], household_id: str) -> str | None:
+    """The household column that counts the household's persons in 99% of the seeds."""
+    households, persons = frames['households'], frames['persons']
+    if household_id not in persons.columns or not len(households):
+        return None
+    sizes = persons.groupby(household_id).size().reindex(households[household_id]).fillna(0)
+    for column in households.columns:
+        if column == household_id or not pd.api.types.is_numeric_dtype(households[column]):
+            continue
+        if float((households[column].to_numpy() == sizes.to_numpy()).mean()) >= 0.99:
+            return column
+    return None
 
 
 def _zone_cell(value: Any) -> Any:
@@ -458,10 +478,11 @@ def _seed_metadata(frames, household_id, levels, columns_spec) -> dict:
             if column == household_id or column in levels:
                 # Zone ids are not sampled: the engine assigns zones.
                 columns[column] = {'sdtype': 'id'}
-            elif column in columns_spec[table]:
+            elif column in columns_spec[table] or pd.api.types.is_numeric_dtype(frame[column]):
                 columns[column] = {'sdtype': 'numerical'}
-            elif pd.api.types.is_numeric_dtype(frame[column]):
-                columns[column] = {'sdtype': 'numerical'}
+                values = pd.to_numeric(frame[column], errors='coerce').dropna()
+                if len(values) and bool(np.all(values == np.round(values))):
+                    columns[column]['decimal_places'] = 0
             else:
                 columns[column] = {'sdtype': 'categorical'}
         tables[table] = {'columns': columns}

@@ -164,3 +164,28 @@ def test_synthesize_population__report_sums_controls_to_upper_levels(project):
     assert size_region['aggregated'].all()
     assert size_region['target'].sum() == sum(sum(c.values()) for c in TRUTH.values())
     assert np.allclose(size_region['result'], size_region['target'])
+
+
+def test_synthesize_population__without_seeds_builds_the_library_from_the_spec(project):
+    """No seed sample: records made from the region totals serve every zone."""
+    # Run
+    result = synthesize_population(project.spec, project.metadata, seed=1)
+
+    # Assert
+    households = result.tables['households']
+    persons = result.tables['persons']
+    assert households.groupby('TAZ').size().to_dict() == {
+        str(taz): sum(c.values()) for taz, c in TRUTH.items()}
+    assert (households.set_index('hh_id')['NP'].sort_index()
+            == persons.groupby('hh_id').size().sort_index()).all()
+    own = result.report[~result.report['aggregated']]
+    hh_size = own[own['statistic'] == 'hh_size']
+    assert hh_size['difference'].abs().max() == 0
+    assert own['difference'].abs().sum() <= 0.05 * own['target'].sum()
+
+
+def test_synthesize_population__rejects_an_unknown_error_scale(project):
+    """A misspelt option is an error, not a silent default."""
+    with pytest.raises(ValueError, match="error_scale must be 'relative' or 'absolute'"):
+        synthesize_population(project.spec, project.metadata, project.households,
+                              project.persons, error_scale='percent')
