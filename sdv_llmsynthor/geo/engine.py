@@ -209,13 +209,36 @@ class _Library:
             self.seed_zone = np.asarray([canonical_zone(v) for v in households[seed_column]],
                                         dtype=object)
 
-    def candidate_types(self, seed_zone: str | None) -> np.ndarray:
+    def local_types(self, seed_zone: str | None) -> np.ndarray:
         """Types present among the seeds of ``seed_zone`` (every type when it has none)."""
-        if self.seed_zone is not None and seed_zone is not None:
-            members = self.seed_zone == seed_zone
-            if members.any():
-                return np.unique(self.of_unit[members])
-        return np.arange(self.type_matrix.shape[0], dtype=np.int64)
+        cache = self.__dict__.setdefault('_local_cache', {})
+        if seed_zone not in cache:
+            types = None
+            if self.seed_zone is not None and seed_zone is not None:
+                members = self.seed_zone == seed_zone
+                if members.any():
+                    types = np.unique(self.of_unit[members])
+            if types is None:
+                types = np.arange(self.type_matrix.shape[0], dtype=np.int64)
+            cache[seed_zone] = types
+        return cache[seed_zone]
+
+    def candidate_types(self, seed_zone: str | None, borrow: bool = False) -> np.ndarray:
+        """The seed zone's types, then (``borrow``) every other type of the library."""
+        local = self.local_types(seed_zone)
+        if not borrow or local.size == self.type_matrix.shape[0]:
+            return local
+        others = np.setdiff1d(np.arange(self.type_matrix.shape[0], dtype=np.int64), local)
+        return np.concatenate([local, others])
+
+    def zone_matrix(self, seed_zone: str | None, types: np.ndarray) -> sp.csr_matrix:
+        """Contributions of ``types`` plus a last column: 1 for a type borrowed from another
+        seed zone (priced by the borrowing penalty)."""
+        borrowed = ~np.isin(types, self.local_types(seed_zone))
+        column = sp.csr_matrix(borrowed.astype(float)[:, None])
+        matrix = sp.hstack([self.type_matrix[types], column], format='csr')
+        matrix.sort_indices()
+        return matrix
 
     def members(self, type_index: int, seed_zone: str | None) -> np.ndarray:
         """Library households of a type, those of ``seed_zone`` when it has any."""
@@ -227,7 +250,8 @@ class _Library:
         return np.flatnonzero(of_type)
 
 
-def _build_controls(library: _Library, tree: ZoneTree, relative: bool) -> list[_Control]:
+def _build_controls(library: _Library, tree: ZoneTree, relative: bool,
+                    per_level: bool = False) -> list[_Control]:
     controls = []
     for (statistic_spec, compiled, _), offset in zip(library.controls, library.offsets):
         level = statistic_spec.level
@@ -246,6 +270,8 @@ def _build_controls(library: _Library, tree: ZoneTree, relative: bool) -> list[_
             scale = targets.mean(axis=0)
             scale[-1] = targets.sum(axis=1).mean()
             weights = weights / np.maximum(scale, 1.0)
+            if per_level:
+                weights = weights / targets.shape[0]
         if not compiled.complete:
             weights[-1] = 0.0  # rows in no listed cell are free in a partial control
         names = [compiled.describe_cell(cell) for cell in range(compiled.num_cells)]
@@ -254,11 +280,11 @@ def _build_controls(library: _Library, tree: ZoneTree, relative: bool) -> list[_
     return controls
 
 
-def _stage_one_targets(controls, tree, totals, households_at, zone):
+def _stage_one_targets(controls, tree, totals, households_at, zone, penalty=0.0):
     """Targets and weights of every matrix column for one lowest zone."""
     num_cells = controls[-1].offset + controls[-1].width if controls else 0
-    targets = np.zeros(num_cells)
-    weights = np.zeros(num_cells)
+    targets = np.zeros(num_cells + 1)  # the last cell counts borrowed households (target 0)
+    weights = np.zeros(num_cells + 1)
     for control in controls:
         upper = tree.ancestors[control.level][zone]
         share = 1.0
@@ -267,11 +293,12 @@ def _stage_one_targets(controls, tree, totals, households_at, zone):
         span = slice(control.offset, control.offset + control.width)
         targets[span] = control.targets[upper] * share
         weights[span] = control.weights
+    weights[-1] = penalty
     return targets, weights
 
 
 def _refine_upper(library, controls, tree, totals, counts, candidates, level, upper,
-                  max_swaps_per_household):
+                  max_swaps_per_household, seed_zones=None, penalty=0.0):
     """Swap refinement of every lowest zone's selection inside one upper zone, in place."""
     level_position = tree.levels.index(level)
     inside = np.flatnonzero(tree.ancestors[level] == upper)
@@ -302,6 +329,18 @@ def _refine_upper(library, controls, tree, totals, counts, candidates, level, up
         blocks.append(control)
     if not blocks:
         return 0
+    # One shared cell counts households borrowed from other seed zones (target 0).
+    borrowed = np.concatenate([
+        ~np.isin(candidates[z], library.local_types(None if seed_zones is None
+                                                    else seed_zones[z]))
+        for z in inside])
+    rows = np.flatnonzero(borrowed)
+    row_parts.append(rows)
+    column_parts.append(np.full(rows.size, base))
+    value_parts.append(np.ones(rows.size))
+    targets_parts.append(np.zeros(1))
+    weights_parts.append(np.full(1, penalty))
+    base += 1
     cell_weights = np.concatenate(weights_parts)
     single = sp.csr_matrix((np.concatenate(value_parts),
                             (np.concatenate(row_parts), np.concatenate(column_parts))),
@@ -331,7 +370,8 @@ def _refine_upper(library, controls, tree, totals, counts, candidates, level, up
 def _expand(library, tree, zone_counts, candidates, seed_zones):
     """Library household positions and lowest-zone position of every synthetic household."""
     households, zones = [], []
-    for z, counts in enumerate(zone_counts):
+    for z in sorted(zone_counts):
+        counts = zone_counts[z]
         for type_index, count in zip(candidates[z].tolist(), counts.tolist()):
             if count <= 0:
                 continue
@@ -498,6 +538,8 @@ def synthesize_population(
     error_scale: str = 'relative',
     planner: Any = 'statistical',
     llm: Any = None,
+    borrow: bool = True,
+    sweeps: int = 3,
 ) -> PopulationResult:
     """Synthesise every zone of a spec 1.1 geography from a library of households.
 
@@ -524,21 +566,88 @@ def synthesize_population(
             ``'relative'`` (the default): an error of one count in a cell weighs the
             statistic's weight divided by the cell's mean target over its level's zones, so
             where controls conflict the errors come out alike in percent (PopulationSim's
-            %RMSE). ``'absolute'``: every count weighs the statistic's weight.
+            %RMSE). ``'level'``: that, divided by the number of zones of the control's level,
+            so every control's mean error counts alike whatever its level (favours upper
+            levels). ``'absolute'``: every count weighs the statistic's weight.
         planner, llm:
             Who writes the library when no seed is given (see :func:`region_library`).
+        borrow (bool):
+            Let a zone use households of other seed zones when its own seeds cannot fit its
+            controls (the zero-cell problem), at a price of a quarter of one count of a
+            typical lowest-level cell per borrowed household. ``False``: seed zones only, as
+            PopulationSim does.
+        sweeps (int):
+            Rounds of zone-by-zone re-solving against the upper-level residuals (block
+            coordinate descent; each round can only lower the objective).
 
     Returns:
         PopulationResult
     """
+    problem = prepare_problem(spec, metadata, households, persons, weight_column, seed,
+                              max_swaps_per_household, error_scale, planner, llm, borrow,
+                              sweeps)
+    started = time.perf_counter()
+    candidates, zone_counts = solve_zones(problem, problem.controls,
+                                          np.arange(problem.totals.size), problem.tree.levels[0])
+    problem.seconds['zones'] = time.perf_counter() - started
+    chosen, zone_of = _expand(problem.library, problem.tree, zone_counts, candidates,
+                              problem.seed_zones)
+    tables = _output_tables(problem.library, problem.tree, chosen, zone_of)
+    report = _report(problem.controls, problem.tree, problem.library, chosen, zone_of)
+    return PopulationResult(tables, report, dict(problem.seconds), dict(problem.library.dropped))
+
+
+@dataclass
+class Problem:
+    """Everything the zones' synthesis needs, prepared once (and shipped to workers once).
+
+    Args:
+        library: The encoded candidate households.
+        controls (list): Leveled statistics with their zone targets and weights.
+        tree (ZoneTree): The zone hierarchy.
+        totals (numpy.ndarray): Households per lowest zone.
+        seed_zones (list): Per lowest zone, its seed zone id (or None).
+        seed (int): Seed of the random parts.
+        max_swaps_per_household (int): Work cap of the refinements.
+        spec_hash (str): Identifies the spec, library and settings (for checkpoints).
+        seconds (dict): Wall time of the preparation.
+    """
+
+    library: Any
+    controls: list
+    tree: ZoneTree
+    totals: np.ndarray
+    seed_zones: list
+    seed: int
+    max_swaps_per_household: int
+    spec_hash: str
+    seconds: dict = field(default_factory=dict)
+    sweeps: int = 3
+    borrow_penalty: float = 0.0
+
+
+def prepare_problem(spec, metadata, households=None, persons=None, weight_column=None, seed=0,
+                    max_swaps_per_household=20, error_scale='relative', planner='statistical',
+                    llm=None, borrow=True, sweeps=3) -> Problem:
+    """Validate the spec, encode the library and compile every zone's targets.
+
+    Arguments as for :func:`synthesize_population`.
+
+    Returns:
+        Problem
+    """
+    import hashlib
+    import json
+
     if isinstance(spec, dict):
         spec = MacroSpec.from_dict(spec)
     validate_spec(spec, metadata)
     if spec.geography is None:
         raise SpecValidationError([('$.geography', 'synthesize_population needs a spec 1.1 '
                                                    'geography (levels, crosswalk, totals).')])
-    if error_scale not in ('relative', 'absolute'):
-        raise ValueError(f"error_scale must be 'relative' or 'absolute', not {error_scale!r}.")
+    if error_scale not in ('relative', 'absolute', 'level'):
+        raise ValueError("error_scale must be 'relative', 'absolute' or 'level', not "
+                         f'{error_scale!r}.')
     started = time.perf_counter()
     geography = spec.geography
     tree = geography.tree()
@@ -552,47 +661,195 @@ def synthesize_population(
     if library.uncompiled:
         LOGGER.warning('Statistics %s name columns the engine cannot encode; left out.',
                        ', '.join(library.uncompiled))
-    controls = _build_controls(library, tree, error_scale == 'relative')
+    controls = _build_controls(library, tree, error_scale != 'absolute',
+                               error_scale == 'level')
     household_totals = geography.household_totals
     totals = np.asarray([household_totals[zone] for zone in tree.lowest_zones], dtype=np.int64)
-    households_at = {level: np.bincount(tree.ancestors[level], weights=totals,
-                                        minlength=len(tree.zones[level]))
-                     for level in tree.levels}
     seed_zones = [None] * len(totals)
     if seed_level is not None and library.seed_zone is not None:
         seed_ids = np.asarray(tree.zones[seed_level], dtype=object)
         seed_zones = list(seed_ids[tree.ancestors[seed_level]])
-    seconds = {'library': time.perf_counter() - started}
+    digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode())
+    for array in (library.type_matrix.toarray(), library.of_unit, library.weights):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(pd.util.hash_pandas_object(library.households, index=False).to_numpy()
+                  .tobytes())
+    penalty = 0.0
+    if borrow and library.seed_zone is not None:
+        # A household from another seed zone costs a quarter of one count in a typical
+        # lowest-level cell: borrowed only where the zone's own seeds cannot fit its controls.
+        lowest_weights = np.concatenate([c.weights for c in controls if c.level == tree.lowest]
+                                        or [c.weights for c in controls] or [np.ones(1)])
+        positive = lowest_weights[lowest_weights > 0]
+        penalty = 0.25 * float(np.median(positive)) if positive.size else 0.0
+    digest.update(json.dumps([seed, max_swaps_per_household, error_scale, penalty,
+                              sweeps]).encode())
+    return Problem(library, controls, tree, totals, seed_zones, int(seed),
+                   int(max_swaps_per_household), digest.hexdigest()[:16],
+                   {'library': time.perf_counter() - started}, int(sweeps), penalty)
 
-    started = time.perf_counter()
-    candidates, zone_counts = [], []
-    for z, total in enumerate(totals.tolist()):
-        types = library.candidate_types(seed_zones[z])
-        candidates.append(types)
-        targets, weights = _stage_one_targets(controls, tree, totals, households_at, z)
-        if total == 0:
-            zone_counts.append(np.zeros(types.size, dtype=np.int64))
+
+def quota_controls(problem: Problem, level: str) -> list:
+    """The controls with every control above ``level`` split into integer quotas at ``level``.
+
+    A zone's target above ``level`` is divided among its ``level`` zones in proportion to their
+    households, by largest remainder per cell, so the quotas add up to the target exactly and
+    subtrees of ``level`` can be synthesised independently (in shards).
+    """
+    tree = problem.tree
+    position = tree.levels.index(level)
+    households_at = np.bincount(tree.ancestors[level], weights=problem.totals,
+                                minlength=len(tree.zones[level]))
+    out = []
+    for control in problem.controls:
+        if tree.levels.index(control.level) >= position:
+            out.append(control)
             continue
-        result = calibrate_pool(library.type_matrix[types], targets, weights, total,
-                                seed=np.random.default_rng([seed, z]), allow_duplicates=True,
-                                max_seconds=None,
-                                max_swaps=max_swaps_per_household * total + 2000)
-        zone_counts.append(np.bincount(result.indices, minlength=types.size).astype(np.int64))
-    seconds['zones'] = time.perf_counter() - started
+        parent_of = np.zeros(len(tree.zones[level]), dtype=np.int64)
+        parent_of[tree.ancestors[level]] = tree.ancestors[control.level]
+        quotas = np.zeros((len(tree.zones[level]), control.width))
+        for upper in range(len(tree.zones[control.level])):
+            children = np.flatnonzero(parent_of == upper)
+            if children.size == 0:
+                continue
+            shares = households_at[children]
+            for cell in range(control.width):
+                target = control.targets[upper, cell]
+                if float(target).is_integer():
+                    quotas[children, cell] = _largest_remainder(shares, int(target))
+                else:
+                    quotas[children, cell] = target * shares / max(shares.sum(), 1e-300)
+        out.append(_Control(control.statistic, level, control.offset, quotas,
+                            control.weights, control.cell_names))
+    return out
 
-    started = time.perf_counter()
-    swaps = 0
-    for level in reversed(tree.levels[:-1]):
-        for upper in range(len(tree.zones[level])):
-            swaps += _refine_upper(library, controls, tree, totals, zone_counts, candidates,
-                                   level, upper, max_swaps_per_household)
-    seconds['upper_levels'] = time.perf_counter() - started
-    LOGGER.info('Upper-level refinement made %d swaps.', swaps)
 
-    chosen, zone_of = _expand(library, tree, zone_counts, candidates, seed_zones)
-    tables = _output_tables(library, tree, chosen, zone_of)
-    report = _report(controls, tree, library, chosen, zone_of)
-    return PopulationResult(tables, report, seconds, dict(library.dropped))
+def _largest_remainder(shares, total):
+    shares = np.asarray(shares, dtype=float)
+    if total <= 0 or shares.sum() <= 0:
+        return np.zeros(len(shares), dtype=np.int64)
+    exact = shares / shares.sum() * total
+    base = np.floor(exact + 1e-9).astype(np.int64)
+    remainder = int(total - base.sum())
+    if remainder > 0:
+        base[np.argsort(-(exact - base), kind='stable')[:remainder]] += 1
+    return base
+
+
+def _zone_sweeps(problem, controls, candidates, zone_counts, lowest, sweeps):
+    """Block coordinate descent over the lowest zones, in place.
+
+    Each step solves one zone again from scratch (relaxation, rounding, swaps) against its own
+    controls and, for every upper control, the upper target minus what the other zones
+    already contribute: exactly the whole objective with the other zones held fixed. The
+    new selection is kept only when it lowers that objective, so every sweep can only
+    improve. A zone solve finds combined changes (two swaps that only together keep the
+    zone's own cells) that pairwise swaps across zones cannot.
+    """
+    if sweeps <= 0 or not controls:
+        return
+    library, tree, totals = problem.library, problem.tree, problem.totals
+    upper = [c for c in controls if c.level != tree.lowest]
+    if not upper:
+        return
+    width = controls[-1].offset + controls[-1].width + 1  # + the borrowed-household cell
+    matrices = {z: library.zone_matrix(problem.seed_zones[z], candidates[z]) for z in lowest}
+    contributions = {z: np.asarray(matrices[z].T @ zone_counts[z], dtype=float).ravel()
+                     for z in lowest}
+    sums = []
+    for control in upper:
+        span = slice(control.offset, control.offset + control.width)
+        total = np.zeros((len(tree.zones[control.level]), control.width))
+        for z in lowest:
+            total[tree.ancestors[control.level][z]] += contributions[z][span]
+        sums.append(total)
+
+    def block(z):
+        targets = np.zeros(width)
+        weights = np.zeros(width)
+        weights[-1] = problem.borrow_penalty
+        for control in controls:
+            span = slice(control.offset, control.offset + control.width)
+            weights[span] = control.weights
+            if control.level == tree.lowest:
+                targets[span] = control.targets[z]
+        for control, total in zip(upper, sums):
+            span = slice(control.offset, control.offset + control.width)
+            g = tree.ancestors[control.level][z]
+            targets[span] = control.targets[g] - (total[g] - contributions[z][span])
+        return targets, weights
+
+    for sweep in range(sweeps):
+        improved = 0
+        for z in lowest:
+            if totals[z] == 0:
+                continue
+            targets, weights = block(z)
+            matrix = matrices[z]
+            current = float((weights * np.abs(targets - contributions[z])).sum())
+            result = calibrate_pool(
+                matrix, np.maximum(targets, 0.0), weights, int(totals[z]),
+                seed=np.random.default_rng([problem.seed, z, sweep + 1]),
+                allow_duplicates=True, max_seconds=None,
+                max_swaps=problem.max_swaps_per_household * int(totals[z]) + 2000)
+            counts = np.bincount(result.indices, minlength=candidates[z].size).astype(np.int64)
+            contribution = np.asarray(matrix.T @ counts, dtype=float).ravel()
+            objective = float((weights * np.abs(targets - contribution)).sum())
+            if objective < current - 1e-12:
+                for control, total in zip(upper, sums):
+                    span = slice(control.offset, control.offset + control.width)
+                    total[tree.ancestors[control.level][z]] += (contribution[span]
+                                                                - contributions[z][span])
+                contributions[z] = contribution
+                zone_counts[z] = counts
+                improved += 1
+        if improved == 0:
+            break
+
+
+def solve_zones(problem: Problem, controls: list, lowest: np.ndarray, top_level: str):
+    """Stage 1 for the given lowest zones, then Stage 2 for every zone of ``top_level`` and
+    below whose lowest zones are all among them.
+
+    Returns:
+        tuple[dict, dict]:
+            Per lowest zone position: its candidate types and the count of each.
+    """
+    library, tree, totals = problem.library, problem.tree, problem.totals
+    households_at = {level: np.bincount(tree.ancestors[level], weights=totals,
+                                        minlength=len(tree.zones[level]))
+                     for level in tree.levels}
+    candidates: dict[int, np.ndarray] = {}
+    zone_counts: dict[int, np.ndarray] = {}
+    for z in np.asarray(lowest).tolist():
+        total = int(totals[z])
+        types = library.candidate_types(problem.seed_zones[z], problem.borrow_penalty > 0)
+        candidates[z] = types
+        if total == 0:
+            zone_counts[z] = np.zeros(types.size, dtype=np.int64)
+            continue
+        targets, weights = _stage_one_targets(controls, tree, totals, households_at, z,
+                                              problem.borrow_penalty)
+        matrix = library.zone_matrix(problem.seed_zones[z], types)
+        result = calibrate_pool(matrix, targets, weights, total,
+                                seed=np.random.default_rng([problem.seed, z]),
+                                allow_duplicates=True, max_seconds=None,
+                                max_swaps=problem.max_swaps_per_household * total + 2000)
+        zone_counts[z] = np.bincount(result.indices, minlength=types.size).astype(np.int64)
+    _zone_sweeps(problem, controls, candidates, zone_counts, np.asarray(lowest).tolist(),
+                 problem.sweeps)
+    inside = np.zeros(totals.size, dtype=bool)
+    inside[np.asarray(lowest, dtype=np.int64)] = True
+    top = tree.levels.index(top_level)
+    for level in reversed(tree.levels[top:-1]):
+        covered = np.bincount(tree.ancestors[level], weights=inside,
+                              minlength=len(tree.zones[level]))
+        sizes = np.bincount(tree.ancestors[level], minlength=len(tree.zones[level]))
+        for upper in np.flatnonzero((covered == sizes) & (sizes > 0)).tolist():
+            _refine_upper(library, controls, tree, totals, zone_counts, candidates, level,
+                          upper, problem.max_swaps_per_household, problem.seed_zones,
+                          problem.borrow_penalty)
+    return candidates, zone_counts
 
 
 def _output_tables(library, tree, chosen, zone_of):
