@@ -145,6 +145,7 @@ def _psrc_raw():
         'weight': households['expwt_2'].astype(float),
         'PUMA': households['h_puma12'].astype('int64'),
         'TRACT': tract.astype('int64'),
+        'BG': households['h_bg'].astype('int64'),
         # The county (FIPS 33 King, 35 Kitsap, 53 Pierce, 61 Snohomish) from the tract's code:
         # two households carry another county's name. PopulationSim needs integer zone ids.
         'COUNTY': tract.str[2:5].astype('int64'),
@@ -177,9 +178,33 @@ def _largest_remainder(shares, total):
     return base
 
 
-def write_psrc_folder(root: Path, num_households: int, seed_share: float = 0.3, seed: int = 0):
-    """Write the PSRC PopulationSim configuration; return (configs, data, reference tables)."""
+def _block_group_config() -> tuple[str, str]:
+    """Controls and settings with block groups (2,017 zones) below the tracts."""
+    controls = PSRC_CONTROLS
+    for target in ('num_hh', 'hh_size_1', 'hh_size_2', 'hh_size_3', 'hh_size_4_plus'):
+        controls = controls.replace(f'{target},TRACT,', f'{target},BG,')
+    settings = PSRC_SETTINGS.replace('geographies: [COUNTY, PUMA, TRACT]',
+                                     'geographies: [COUNTY, PUMA, TRACT, BG]')
+    settings = settings.replace('  - tablename: TRACT_control_data',
+                                '  - tablename: BG_control_data\n'
+                                '    filename: bg_controls.csv\n'
+                                '  - tablename: TRACT_control_data')
+    settings = settings.replace('    - sub_balancing.geography=TRACT',
+                                '    - sub_balancing.geography=TRACT\n'
+                                '    - sub_balancing.geography=BG')
+    return controls, settings
+
+
+def write_psrc_folder(root: Path, num_households: int, seed_share: float = 0.3, seed: int = 0,
+                      block_groups: bool = False):
+    """Write the PSRC PopulationSim configuration; return (configs, data, reference tables).
+
+    With ``block_groups`` the lowest level is the block group (households and sizes there);
+    tracts keep vehicles and tenure.
+    """
     hh, per = _psrc_raw()
+    if not block_groups:
+        hh = hh.drop(columns=['BG'])
     copies = _largest_remainder(hh['weight'], num_households)
     ref_hh = hh.loc[np.repeat(np.arange(len(hh)), copies)].reset_index(drop=True)
     ref_hh['household_id'] = np.arange(1, len(ref_hh) + 1)
@@ -189,7 +214,8 @@ def write_psrc_folder(root: Path, num_households: int, seed_share: float = 0.3, 
     ref_per = per.iloc[positions].reset_index(drop=True)
     ref_per['household_id'] = np.repeat(ref_hh['household_id'].to_numpy(),
                                         ref_hh['NP'].to_numpy())
-    for level in ('COUNTY', 'PUMA', 'TRACT'):
+    levels = ['COUNTY', 'PUMA', 'TRACT'] + (['BG'] if block_groups else [])
+    for level in levels:
         ref_per[level] = np.repeat(ref_hh[level].to_numpy(), ref_hh['NP'].to_numpy())
 
     rng = np.random.default_rng(seed)
@@ -197,18 +223,21 @@ def write_psrc_folder(root: Path, num_households: int, seed_share: float = 0.3, 
         lambda g: g.sample(frac=seed_share, random_state=rng))['hh_id']
     seeds = hh[hh['hh_id'].isin(picked)].copy()
     seeds['WGTP'] = seeds['weight'] / seed_share * num_households / hh['weight'].sum()
-    seeds = seeds.drop(columns=['weight', 'TRACT', 'COUNTY'])
+    seeds = seeds.drop(columns=[c for c in ('weight', 'TRACT', 'COUNTY', 'BG')
+                                if c in seeds.columns])
     seed_persons = per[per['hh_id'].isin(seeds['hh_id'])].copy()
     seed_persons['PUMA'] = seed_persons['hh_id'].map(seeds.set_index('hh_id')['PUMA'])
 
     configs, data = root / 'configs', root / 'data'
     configs.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
-    (configs / 'settings.yaml').write_text(PSRC_SETTINGS)
-    (configs / 'controls.csv').write_text(PSRC_CONTROLS)
+    controls_text, settings_text = (_block_group_config() if block_groups
+                                    else (PSRC_CONTROLS, PSRC_SETTINGS))
+    (configs / 'settings.yaml').write_text(settings_text)
+    (configs / 'controls.csv').write_text(controls_text)
     seeds.to_csv(data / 'seed_households.csv', index=False)
     seed_persons.to_csv(data / 'seed_persons.csv', index=False)
-    crosswalk = ref_hh[['TRACT', 'PUMA', 'COUNTY']].drop_duplicates('TRACT')
+    crosswalk = ref_hh[levels[::-1]].drop_duplicates(levels[-1])
     crosswalk.to_csv(data / 'geo_cross_walk.csv', index=False)
     controls = pd.read_csv(configs / 'controls.csv')
     frames = {'households': ref_hh, 'persons': ref_per}
@@ -222,8 +251,8 @@ def write_psrc_folder(root: Path, num_households: int, seed_share: float = 0.3, 
             {row.geography: sorted(frame[row.geography].unique())}))
         table[row.control_field] = counts.reindex(table[row.geography]).fillna(0).astype(
             'int64').to_numpy()
-    names = {'TRACT': 'tract_controls.csv', 'PUMA': 'puma_controls.csv',
-             'COUNTY': 'county_controls.csv'}
+    names = {'BG': 'bg_controls.csv', 'TRACT': 'tract_controls.csv',
+             'PUMA': 'puma_controls.csv', 'COUNTY': 'county_controls.csv'}
     for level, table in tables.items():
         table.to_csv(data / names[level], index=False)
     return configs, data, ref_hh, ref_per

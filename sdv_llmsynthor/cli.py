@@ -347,20 +347,36 @@ def _cmd_populationsim(args):
     for reason, count in project.dropped.items():
         _eprint(f'llmsynthor: dropped {count} {reason} (as PopulationSim does)')
     seeds = (None, None) if args.without_seeds else (project.households, project.persons)
-    result = synthesize_population(
-        project.spec, project.metadata, *seeds, weight_column=project.weight_column,
-        seed=args.seed)
-    paths = write_populationsim_outputs(result, project, args.output)
+    sharded = (args.workers is not None or args.scheduler is not None or args.parquet
+               or args.shard_level is not None)
+    if sharded:
+        from sdv_llmsynthor.geo.shards import synthesize_population_sharded
+
+        result = synthesize_population_sharded(
+            project.spec, project.metadata, *seeds, output_dir=Path(args.output) / 'parquet',
+            weight_column=project.weight_column, shard_level=args.shard_level,
+            scheduler_address=args.scheduler, n_workers=args.workers, seed=args.seed)
+        households = result.manifest['households']
+        persons = sum((shard['rows'] or {}).get('persons', 0)
+                      for shard in result.manifest['shards'] if shard['rows'])
+    else:
+        result = synthesize_population(
+            project.spec, project.metadata, *seeds, weight_column=project.weight_column,
+            seed=args.seed)
+        households = len(result.tables['households'])
+        persons = len(result.tables['persons'])
+    if args.parquet:
+        paths = {'parquet': Path(args.output) / 'parquet'}
+    else:
+        paths = write_populationsim_outputs(result, project, args.output)
     summary = result.summary()
     own = summary[~summary['aggregated']]
     summary.to_csv(Path(args.output) / 'summary_controls.csv', index=False)
-    households = len(result.tables['households'])
-    persons = len(result.tables['persons'])
     print(f'{households:,} households and {persons:,} persons in '
           f'{len(project.spec.geography.rows):,} zones, '
           f'{time.perf_counter() - started:.1f} s; files in {args.output}:')
     for path in paths.values():
-        print(f'  {path.name}')
+        print(f'  {path.name}{"/" if path.is_dir() else ""}')
     print('control                       level      zones  %RMSE  max|diff|  cells met')
     for row in own.itertuples():
         print(f'{row.statistic:<29} {row.level:<10} {row.zones:>5}  {row.pct_rmse:5.1f}  '
@@ -452,6 +468,16 @@ def build_parser():
                                help='folder for synthetic_households.csv, synthetic_persons.csv '
                                     'and summaries')
     populationsim.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    populationsim.add_argument('--workers', type=int,
+                               help='zones in shards on a Dask LocalCluster of N workers '
+                                    '(Parquet parts under OUTPUT/parquet, resumable)')
+    populationsim.add_argument('--scheduler', metavar='ADDRESS',
+                               help='run the shards on a Dask scheduler (tcp://host:8786)')
+    populationsim.add_argument('--shard-level',
+                               help='level whose zones are packed into shards (default: the '
+                                    'highest whose zones fit 200,000 households)')
+    populationsim.add_argument('--parquet', action='store_true',
+                               help='write Parquet parts only (no CSV files)')
     populationsim.add_argument('--without-seeds', action='store_true',
                                help='ignore the seed sample: synthesise the candidate '
                                     'households from the controls (statistical planner)')

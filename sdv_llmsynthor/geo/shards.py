@@ -223,12 +223,14 @@ def synthesize_population_sharded(
     seed: int = 0,
     max_swaps_per_household: int = 20,
     error_scale: str = 'relative',
+    borrow: bool = True,
+    sweeps: int = 3,
 ) -> ShardedResult:
     """Synthesise every zone in shards and write partitioned Parquet.
 
     Args:
         spec, metadata, households, persons, weight_column, seed, max_swaps_per_household,
-        error_scale:
+        error_scale, borrow, sweeps:
             As for :func:`~sdv_llmsynthor.geo.synthesize_population`.
         output_dir (str or PathLike):
             Folder of ``<table>/part-<shard>.parquet`` and ``_manifest.json``. Parts already
@@ -253,7 +255,8 @@ def synthesize_population_sharded(
     """
     started = time.perf_counter()
     problem = prepare_problem(spec, metadata, households, persons, weight_column, seed,
-                              max_swaps_per_household, error_scale)
+                              max_swaps_per_household, error_scale, borrow=borrow,
+                              sweeps=sweeps)
     level = shard_level or _default_level(problem, max_households_per_shard)
     if level not in problem.tree.levels:
         raise ValueError(f"Unknown shard level '{level}'; levels: "

@@ -496,41 +496,17 @@ def _seed_metadata(frames, household_id, levels, columns_spec) -> dict:
     }
 
 
-def write_populationsim_outputs(result: Any, project: PopulationSimProject,
-                                output_dir: str | Path) -> dict[str, Path]:
-    """Write ActivitySim-style ``synthetic_households.csv``, ``synthetic_persons.csv``, summaries.
-
-    The files are named as ``output_synthetic_population`` in settings.yaml says; households
-    carry ``household_id`` (1-based), the seed's id column and every geography's zone, then
-    the listed columns; persons carry ``household_id``, the zones and their listed columns.
-    ``summary_<GEOGRAPHY>.csv`` holds every control's target, result and difference per zone.
-
-    Args:
-        result (PopulationResult):
-            From :func:`sdv_llmsynthor.geo.synthesize_population`.
-        project (PopulationSimProject):
-            The configuration the result was made from.
-        output_dir (str or pathlib.Path):
-            Created when missing.
-
-    Returns:
-        dict[str, pathlib.Path]:
-            The files written, by kind.
-    """
+def _activitysim_frames(households: pd.DataFrame, persons: pd.DataFrame,
+                        project: PopulationSimProject) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The synthetic tables with PopulationSim's output columns."""
     from sdv_llmsynthor.geo.engine import SEED_ID_COLUMN
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    settings = project.settings
     levels = project.spec.geography.levels
     household_id = project.household_id
-    out_settings = settings.get('output_synthetic_population') or {}
+    out_settings = project.settings.get('output_synthetic_population') or {}
     new_id = out_settings.get('household_id', 'household_id')
-    households = result.tables['households']
-    persons = result.tables['persons']
     hh_columns = list((out_settings.get('households') or {}).get('columns') or [])
     per_columns = list((out_settings.get('persons') or {}).get('columns') or [])
-
     hh = pd.DataFrame({new_id: households[household_id].to_numpy(),
                        household_id: households[SEED_ID_COLUMN].to_numpy()})
     for level in levels:
@@ -545,14 +521,53 @@ def write_populationsim_outputs(result: Any, project: PopulationSimProject,
     for column in per_columns:
         if column in persons.columns and column not in per.columns:
             per[column] = persons[column].to_numpy()
+    return hh, per
 
+
+def write_populationsim_outputs(result: Any, project: PopulationSimProject,
+                                output_dir: str | Path) -> dict[str, Path]:
+    """Write ActivitySim-style ``synthetic_households.csv``, ``synthetic_persons.csv``, summaries.
+
+    The files are named as ``output_synthetic_population`` in settings.yaml says; households
+    carry ``household_id`` (1-based), the seed's id column and every geography's zone, then
+    the listed columns; persons carry ``household_id``, the zones and their listed columns.
+    ``summary_<GEOGRAPHY>.csv`` holds every control's target, result and difference per zone.
+
+    Args:
+        result (PopulationResult or ShardedResult):
+            From :func:`sdv_llmsynthor.geo.synthesize_population`, or from
+            :func:`sdv_llmsynthor.geo.shards.synthesize_population_sharded` (its Parquet parts
+            are converted one shard at a time).
+        project (PopulationSimProject):
+            The configuration the result was made from.
+        output_dir (str or pathlib.Path):
+            Created when missing.
+
+    Returns:
+        dict[str, pathlib.Path]:
+            The files written, by kind.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out_settings = project.settings.get('output_synthetic_population') or {}
     paths = {}
     paths['households'] = output_dir / (out_settings.get('households') or {}).get(
         'filename', 'synthetic_households.csv')
     paths['persons'] = output_dir / (out_settings.get('persons') or {}).get(
         'filename', 'synthetic_persons.csv')
-    hh.to_csv(paths['households'], index=False)
-    per.to_csv(paths['persons'], index=False)
+    if hasattr(result, 'tables'):
+        parts = [(result.tables['households'], result.tables['persons'])]
+    else:  # a sharded result: stream its Parquet parts, one shard in memory at a time
+        households_parts = sorted((result.output_dir / 'households').glob('part-*.parquet'))
+        parts = ((pd.read_parquet(part),
+                  pd.read_parquet(result.output_dir / 'persons' / part.name))
+                 for part in households_parts)
+    for index, (households, persons) in enumerate(parts):
+        hh, per = _activitysim_frames(households, persons, project)
+        mode, header = ('w', True) if index == 0 else ('a', False)
+        hh.to_csv(paths['households'], index=False, mode=mode, header=header)
+        per.to_csv(paths['persons'], index=False, mode=mode, header=header)
+    levels = project.spec.geography.levels
     report = result.report
     for level in levels:
         own = report[(report['level'] == level) & ~report['aggregated']]

@@ -137,3 +137,28 @@ def test_sharded__local_cluster_with_a_killed_worker(project, tmp_path):
     manifest = json.loads((tmp_path / 'out' / '_manifest.json').read_text())
     assert sum(shard['rows']['households'] for shard in manifest['shards']) == len(expected)
     assert np.array_equal(result.report['result'], reference.report['result'])
+
+
+def test_cli_populationsim__shards_to_csv_and_parquet(tmp_path, capsys):
+    """--shard-level writes the CSVs from the parts; --parquet keeps the parts only."""
+    from sdv_llmsynthor.cli import main
+
+    # Setup
+    configs, data = write_example(tmp_path / 'config')
+
+    # Run
+    code = main(['populationsim', '-c', str(configs), '-d', str(data),
+                 '-o', str(tmp_path / 'csv'), '--shard-level', 'PUMA'])
+    code_parquet = main(['populationsim', '-c', str(configs), '-d', str(data),
+                         '-o', str(tmp_path / 'pq'), '--parquet'])
+
+    # Assert
+    out = capsys.readouterr()
+    assert code == 0 and code_parquet == 0, out.err
+    households = pd.read_csv(tmp_path / 'csv' / 'synthetic_households.csv')
+    assert len(households) == sum(sum(c.values()) for c in TRUTH.values())
+    assert households['household_id'].is_unique
+    persons = pd.read_csv(tmp_path / 'csv' / 'synthetic_persons.csv')
+    assert set(persons['household_id']) <= set(households['household_id'])
+    assert list((tmp_path / 'pq' / 'parquet' / 'households').glob('part-*.parquet'))
+    assert not (tmp_path / 'pq' / 'synthetic_households.csv').exists()
