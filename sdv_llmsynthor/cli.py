@@ -357,6 +357,7 @@ def _cmd_populationsim(args):
             weight_column=project.weight_column, shard_level=args.shard_level,
             scheduler_address=args.scheduler, n_workers=args.workers, seed=args.seed)
         households = result.manifest['households']
+        borrowed = result.manifest['borrowed_households']
         persons = sum((shard['rows'] or {}).get('persons', 0)
                       for shard in result.manifest['shards'] if shard['rows'])
     else:
@@ -365,6 +366,7 @@ def _cmd_populationsim(args):
             seed=args.seed)
         households = len(result.tables['households'])
         persons = len(result.tables['persons'])
+        borrowed = result.borrowed
     if args.parquet:
         paths = {'parquet': Path(args.output) / 'parquet'}
     else:
@@ -374,7 +376,8 @@ def _cmd_populationsim(args):
     summary.to_csv(Path(args.output) / 'summary_controls.csv', index=False)
     print(f'{households:,} households and {persons:,} persons in '
           f'{len(project.spec.geography.rows):,} zones, '
-          f'{time.perf_counter() - started:.1f} s; files in {args.output}:')
+          f'{time.perf_counter() - started:.1f} s ({borrowed:,} households copied from '
+          f'another seed zone); files in {args.output}:')
     for path in paths.values():
         print(f'  {path.name}{"/" if path.is_dir() else ""}')
     print('control                       level      zones  %RMSE  max|diff|  cells met')

@@ -77,12 +77,15 @@ class PopulationResult:
             Wall time of the stages.
         dropped (dict[str, int]):
             Library rows left out and why.
+        borrowed (int):
+            Synthetic households copied from a seed household of another seed zone.
     """
 
     tables: dict[str, pd.DataFrame]
     report: pd.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    borrowed: int = 0
 
     def summary(self) -> pd.DataFrame:
         """Per statistic and level: zones, RMSE, %RMSE and the share of cells met exactly.
@@ -573,8 +576,8 @@ def synthesize_population(
             Who writes the library when no seed is given (see :func:`region_library`).
         borrow (bool):
             Let a zone use households of other seed zones when its own seeds cannot fit its
-            controls (the zero-cell problem), at a price of a quarter of one count of a
-            typical lowest-level cell per borrowed household. ``False``: seed zones only, as
+            controls (the zero-cell problem), at a price of a quarter of one count of the
+            cheapest cell per borrowed household. ``False``: seed zones only, as
             PopulationSim does.
         sweeps (int):
             Rounds of zone-by-zone re-solving against the upper-level residuals (block
@@ -594,7 +597,17 @@ def synthesize_population(
                               problem.seed_zones)
     tables = _output_tables(problem.library, problem.tree, chosen, zone_of)
     report = _report(problem.controls, problem.tree, problem.library, chosen, zone_of)
-    return PopulationResult(tables, report, dict(problem.seconds), dict(problem.library.dropped))
+    return PopulationResult(tables, report, dict(problem.seconds), dict(problem.library.dropped),
+                            borrowed_households(problem, chosen, zone_of))
+
+
+def borrowed_households(problem, chosen, zone_of) -> int:
+    """How many synthetic households copy a seed household of another seed zone."""
+    seed_zone = problem.library.seed_zone
+    if seed_zone is None or not len(chosen):
+        return 0
+    own = np.asarray(problem.seed_zones, dtype=object)[zone_of]
+    return int((seed_zone[chosen] != own).sum())
 
 
 @dataclass
@@ -676,12 +689,11 @@ def prepare_problem(spec, metadata, households=None, persons=None, weight_column
                   .tobytes())
     penalty = 0.0
     if borrow and library.seed_zone is not None:
-        # A household from another seed zone costs a quarter of one count in a typical
-        # lowest-level cell: borrowed only where the zone's own seeds cannot fit its controls.
-        lowest_weights = np.concatenate([c.weights for c in controls if c.level == tree.lowest]
-                                        or [c.weights for c in controls] or [np.ones(1)])
-        positive = lowest_weights[lowest_weights > 0]
-        penalty = 0.25 * float(np.median(positive)) if positive.size else 0.0
+        # A household from another seed zone costs a quarter of one count of the cheapest
+        # cell: borrowed only where the zone's own seeds cannot fit the controls as well.
+        every = np.concatenate([c.weights for c in controls] or [np.ones(1)])
+        positive = every[every > 0]
+        penalty = 0.25 * float(positive.min()) if positive.size else 0.0
     digest.update(json.dumps([seed, max_swaps_per_household, error_scale, penalty,
                               sweeps]).encode())
     return Problem(library, controls, tree, totals, seed_zones, int(seed),
@@ -792,9 +804,18 @@ def _zone_sweeps(problem, controls, candidates, zone_counts, lowest, sweeps):
                 seed=np.random.default_rng([problem.seed, z, sweep + 1]),
                 allow_duplicates=True, max_seconds=None,
                 max_swaps=problem.max_swaps_per_household * int(totals[z]) + 2000)
-            counts = np.bincount(result.indices, minlength=candidates[z].size).astype(np.int64)
-            contribution = np.asarray(matrix.T @ counts, dtype=float).ravel()
-            objective = float((weights * np.abs(targets - contribution)).sum())
+            fresh = np.bincount(result.indices, minlength=candidates[z].size).astype(np.int64)
+            # Also swaps from the current selection (never worse than it); keep the better.
+            refiner = _SwapRefiner(matrix, targets, weights, np.zeros(width),
+                                   zone_counts[z].copy(), None)
+            refiner.run(None, problem.max_swaps_per_household * int(totals[z]) + 2000)
+            best = None
+            for counts in (fresh, refiner.counts):
+                contribution = np.asarray(matrix.T @ counts, dtype=float).ravel()
+                objective = float((weights * np.abs(targets - contribution)).sum())
+                if best is None or objective < best[0]:
+                    best = (objective, counts, contribution)
+            objective, counts, contribution = best
             if objective < current - 1e-12:
                 for control, total in zip(upper, sums):
                     span = slice(control.offset, control.offset + control.width)

@@ -37,6 +37,7 @@ from sdv_llmsynthor.geo.engine import (
     _expand,
     _output_tables,
     _report,
+    borrowed_households,
     prepare_problem,
     quota_controls,
     solve_zones,
@@ -309,6 +310,7 @@ def synthesize_population_sharded(
                               problem.seed_zones)
     report = _report(problem.controls, problem.tree, problem.library, chosen, zone_of)
     manifest = {
+        'borrowed_households': borrowed_households(problem, chosen, zone_of),
         'fingerprint': problem.spec_hash,
         'shard_level': level,
         'shards': [{'shard': s['shard'], 'skipped': s['skipped'], 'rows': s.get('rows'),

@@ -71,12 +71,13 @@ def test_synthesize_population__meets_every_control_of_a_feasible_configuration(
 
 
 def test_synthesize_population__is_deterministic_and_keeps_seed_zones(project):
-    """The same seed gives the same households; households come from their PUMA's seeds."""
+    """The same seed gives the same households; without borrowing, households come from
+    their PUMA's seeds."""
     # Run
     first = synthesize_population(project.spec, project.metadata, project.households,
-                                  project.persons, weight_column='WGTP', seed=3)
+                                  project.persons, weight_column='WGTP', seed=3, borrow=False)
     second = synthesize_population(project.spec, project.metadata, project.households,
-                                   project.persons, weight_column='WGTP', seed=3)
+                                   project.persons, weight_column='WGTP', seed=3, borrow=False)
 
     # Assert
     pd.testing.assert_frame_equal(first.tables['households'], second.tables['households'])
@@ -84,6 +85,23 @@ def test_synthesize_population__is_deterministic_and_keeps_seed_zones(project):
     seed_puma = project.households.set_index('hh_id')['PUMA']
     assert (seed_puma.reindex(households['seed_household_id']).astype(str).to_numpy()
             == households['PUMA'].to_numpy()).all()
+    assert first.borrowed == 0
+    own = first.report[~first.report['aggregated']]
+    assert own['difference'].abs().max() == 0
+
+
+def test_synthesize_population__counts_borrowed_households(project):
+    """Borrowing is reported: households whose seed lives in another seed zone."""
+    # Run
+    result = synthesize_population(project.spec, project.metadata, project.households,
+                                   project.persons, weight_column='WGTP')
+
+    # Assert
+    households = result.tables['households']
+    seed_puma = project.households.set_index('hh_id')['PUMA']
+    other = (seed_puma.reindex(households['seed_household_id']).astype(str).to_numpy()
+             != households['PUMA'].to_numpy())
+    assert result.borrowed == int(other.sum())
 
 
 def test_write_populationsim_outputs__activitysim_files(project, tmp_path):
