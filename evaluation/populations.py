@@ -363,9 +363,14 @@ def run_ours(configs: Path, data: Path, output: Path, seed: int = 0) -> dict:
     command = [sys.executable, '-m', 'sdv_llmsynthor.cli', 'populationsim', '-c', str(configs),
                '-d', str(data), '-o', str(output), '--seed', str(seed)]
     code, seconds, rss, _ = run_measured(command, output / 'console.log')
+    console = (output / 'console.log').read_text()
     if code != 0:
-        raise RuntimeError((output / 'console.log').read_text()[-3000:])
-    return {'seconds': seconds, 'peak_rss_mb': rss}
+        raise RuntimeError(console[-3000:])
+    import re
+
+    borrowed = re.search(r'\(([\d,]+) households copied from another seed zone\)', console)
+    return {'seconds': seconds, 'peak_rss_mb': rss,
+            'borrowed_households': int(borrowed.group(1).replace(',', '')) if borrowed else None}
 
 
 def run_ipf(configs: Path, data: Path, output: Path) -> dict:

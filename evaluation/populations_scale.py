@@ -3,7 +3,8 @@
 The PSRC configuration of :mod:`evaluation.populations` with block groups as the lowest level
 (2,017 zones; COUNTY > PUMA > TRACT > BG), at several reference sizes. Every run writes
 partitioned Parquet through :func:`sdv_llmsynthor.geo.shards.synthesize_population_sharded`
-with PUMA shards, on a LocalCluster of 1 or 2 single-threaded worker processes. Reported: wall
+with PUMA shards (about 16 per run), on a LocalCluster of 1 or 2 single-threaded worker
+processes. Reported: wall
 time, households per second, seconds per zone, the peak resident memory of every worker and of
 the client, and the fit (median %RMSE over the controls at their own level), then a linear
 extrapolation of the per-household cost to a national population (130M households).
@@ -52,7 +53,8 @@ def run(num_households: int, workers: int, root: Path, sweeps: int) -> dict:
         result = synthesize_population_sharded(
             project.spec, project.metadata, project.households, project.persons,
             output_dir=output, weight_column=project.weight_column, shard_level='PUMA',
-            client=client, sweeps=sweeps)
+            max_households_per_shard=max(1_000, num_households // 16), client=client,
+            sweeps=sweeps)
         seconds = time.perf_counter() - started
         worker_peaks = sorted(client.run(_worker_peak_mb).values())
     summary = result.summary()

@@ -202,10 +202,31 @@ class _Library:
         matrix, offsets = build_contributions(blocks, len(households))
         self.offsets = [offset for _, offset in offsets]
         dense = matrix.toarray()
+        # Numeric controls: one column each, the household's value (its persons' sum).
+        self.numeric: list[tuple[Any, str, int]] = []
+        numeric_columns = []
+        for table_name in encodings:
+            frame = households if table_name == self.parent else self.persons
+            if frame is None:
+                continue
+            for total in spec.tables[table_name].zone_totals:
+                if total.function == 'count':
+                    values = np.ones(len(frame))
+                else:
+                    values = pd.to_numeric(frame[total.column], errors='coerce').to_numpy(
+                        dtype=float)
+                    values = np.where(np.isfinite(values), values, 0.0)
+                if table_name != self.parent:
+                    values = np.bincount(member_units, weights=values,
+                                         minlength=len(households))
+                self.numeric.append((total, table_name, dense.shape[1] + len(numeric_columns)))
+                numeric_columns.append(values)
+        if numeric_columns:
+            dense = np.hstack([dense, np.stack(numeric_columns, axis=1)])
         uniques, of_unit = np.unique(dense, axis=0, return_inverse=True)
         self.type_matrix = sp.csr_matrix(uniques)
         self.of_unit = of_unit.ravel().astype(np.int64)
-        self.num_cells = matrix.shape[1]
+        self.num_cells = dense.shape[1]
 
         self.seed_zone = None
         if seed_column is not None and seed_column in households.columns:
@@ -253,8 +274,43 @@ class _Library:
         return np.flatnonzero(of_type)
 
 
+@dataclass
+class _NumericStatistic:
+    """What the report and the controls need of a numeric control (one column)."""
+
+    name: str
+    table: str
+    weight: float
+    num_cells: int = 0
+    complete: bool = True
+
+
+def _numeric_controls(library: _Library, tree: ZoneTree, households_at: dict,
+                      relative: bool, per_level: bool) -> list[_Control]:
+    controls = []
+    for total, table_name, offset in library.numeric:
+        level = total.level
+        zone_index = tree.index(level)
+        targets = np.zeros((len(tree.zones[level]), 1))
+        for zone, value in total.zones.items():
+            row = zone_index[canonical_zone(zone) or zone]
+            # A mean over the zone's households is a sum over its (fixed) households.
+            targets[row, 0] = float(value) * (households_at[level][row]
+                                              if total.function == 'mean' else 1.0)
+        weights = np.full(1, float(total.weight))
+        if relative:
+            weights = weights / max(float(targets.mean()), 1.0)
+            if per_level:
+                weights = weights / targets.shape[0]
+        label = f'{total.function}({total.column})' if total.column else 'count(rows)'
+        controls.append(_Control(_NumericStatistic(total.name, table_name, total.weight),
+                                 level, offset, targets, weights, [label]))
+    return controls
+
+
 def _build_controls(library: _Library, tree: ZoneTree, relative: bool,
-                    per_level: bool = False) -> list[_Control]:
+                    per_level: bool = False, households_at: dict | None = None
+                    ) -> list[_Control]:
     controls = []
     for (statistic_spec, compiled, _), offset in zip(library.controls, library.offsets):
         level = statistic_spec.level
@@ -280,6 +336,8 @@ def _build_controls(library: _Library, tree: ZoneTree, relative: bool,
         names = [compiled.describe_cell(cell) for cell in range(compiled.num_cells)]
         controls.append(_Control(compiled, level, offset, targets, weights,
                                  names + ['(rest)']))
+    if library.numeric:
+        controls += _numeric_controls(library, tree, households_at, relative, per_level)
     return controls
 
 
@@ -674,10 +732,13 @@ def prepare_problem(spec, metadata, households=None, persons=None, weight_column
     if library.uncompiled:
         LOGGER.warning('Statistics %s name columns the engine cannot encode; left out.',
                        ', '.join(library.uncompiled))
-    controls = _build_controls(library, tree, error_scale != 'absolute',
-                               error_scale == 'level')
     household_totals = geography.household_totals
     totals = np.asarray([household_totals[zone] for zone in tree.lowest_zones], dtype=np.int64)
+    households_at = {level: np.bincount(tree.ancestors[level], weights=totals,
+                                        minlength=len(tree.zones[level]))
+                     for level in tree.levels}
+    controls = _build_controls(library, tree, error_scale != 'absolute',
+                               error_scale == 'level', households_at)
     seed_zones = [None] * len(totals)
     if seed_level is not None and library.seed_zone is not None:
         seed_ids = np.asarray(tree.zones[seed_level], dtype=object)
@@ -894,6 +955,10 @@ def _output_tables(library, tree, chosen, zone_of):
                           ] if sizes.sum() else np.zeros(0, dtype=np.int64)
         child = library.persons.iloc[positions].reset_index(drop=True)
         child[library.foreign_key] = np.repeat(new_ids, sizes)
+        # Zone columns the seed persons carry (their seed PUMA) become the household's zones.
+        for level, values in tree.zone_columns(zone_of).items():
+            if level in child.columns:
+                child[level] = np.repeat(values, sizes)
         child_key = library.child_key
         if child_key is not None and child_key in child.columns:
             child[child_key] = np.arange(1, len(child) + 1, dtype=np.int64)

@@ -209,6 +209,7 @@ class _GeographyChecker:
                                  'a statistic with a level needs a geography: add '
                                  '"geography" (spec_version "1.1") or give cells for the '
                                  'whole region.')
+            self._check_zone_totals(False)
             return
         base = ['geography']
         if geography.table not in self.spec.tables:
@@ -219,6 +220,7 @@ class _GeographyChecker:
             sound = self._check_crosswalk(base)
             self._check_totals(base, sound)
         self._check_statistics(levels_ok)
+        self._check_zone_totals(levels_ok)
 
     @staticmethod
     def _explicit(table):
@@ -371,6 +373,55 @@ class _GeographyChecker:
                                                  '"measure" or set it to "count".')
                 if levels_ok:
                     self._check_zones(table_name, statistic, base)
+
+    def _check_zone_totals(self, levels_ok: bool) -> None:
+        geography = self.geography
+        inside = self._descendant_tables() if geography is not None else set()
+        for table_name, table in self.spec.tables.items():
+            for index, total in enumerate(table.zone_totals):
+                base = ['tables', table_name, 'zone_totals', index]
+                if geography is None:
+                    self.add(base + ['level'], 'a numeric control per zone needs a geography '
+                                               '(spec_version "1.1").')
+                    continue
+                if table_name not in inside:
+                    self.add(base + ['level'],
+                             f"'{table_name}' is not '{geography.table}' or one of its "
+                             'descendants: its rows have no zone.')
+                    continue
+                if total.level not in geography.levels:
+                    self.add(base + ['level'], f"unknown level '{total.level}'; levels: "
+                                               f"{', '.join(geography.levels)}.")
+                    continue
+                if total.function == 'mean' and table_name != geography.table:
+                    self.add(base + ['function'],
+                             f"a mean is only a linear target where the zone's rows are "
+                             f"fixed: the geography table '{geography.table}'. Give the sum "
+                             'instead.')
+                if total.function == 'count' and total.column is not None:
+                    self.add(base + ['column'], 'a count has no column.')
+                columns = self.spec.tables[table_name].columns
+                if total.column is not None and total.column in columns and (
+                        columns[total.column].values is None
+                        and columns[total.column].bins is None
+                        and columns[total.column].categories is not None):
+                    self.add(base + ['column'], f"'{total.column}' is categorical; sums and "
+                                                'means need a numeric column.')
+                if not levels_ok:
+                    continue
+                known = self.zone_sets.get(total.level, set())
+                given = set()
+                for raw in total.zones:
+                    zone = canonical_zone(raw)
+                    if zone not in known:
+                        self.add(base + ['zones', raw], f"controls for unknown {total.level} "
+                                                        f"'{raw}'; the crosswalk has "
+                                                        f'{len(known)} {total.level} zones.')
+                    given.add(zone)
+                missing = sorted(known - given, key=lambda z: (len(z), z))
+                if missing:
+                    self.add(base + ['zones'], f'no targets for {total.level} ' + _more(
+                        [f"'{zone}'" for zone in missing]) + ': give zeros or drop the zones.')
 
     def _check_zones(self, table_name: str, statistic: Any, base: list) -> None:
         level = statistic.level

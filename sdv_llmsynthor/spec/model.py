@@ -365,6 +365,61 @@ class RuleSpec:
 
 
 @dataclass
+class ZoneTotalSpec:
+    """Spec 1.1: a numeric control, one number per zone of a level.
+
+    Args:
+        name (str):
+            Unique within the table.
+        level (str):
+            The geography level of ``zones``.
+        function (str):
+            ``'count'`` (the table's rows in the zone, e.g. persons), ``'sum'`` of ``column``,
+            or ``'mean'`` of ``column`` over the zone's rows (the geography table only, whose
+            rows per zone are fixed: it becomes ``sum = mean x households``).
+        zones (dict[str, float]):
+            Zone id -> the number.
+        column (str or None):
+            The numeric column (``sum`` and ``mean``).
+        weight (float):
+            Relative importance, as for statistics.
+        source, description (str or None):
+            Free text.
+    """
+
+    name: str
+    level: str
+    function: str
+    zones: dict[str, float]
+    column: str | None = None
+    weight: float = 1.0
+    source: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the control as it appears in a spec document."""
+        out: dict[str, Any] = {'name': self.name, 'level': self.level,
+                               'function': self.function}
+        if self.column is not None:
+            out['column'] = self.column
+        if self.weight != 1.0:
+            out['weight'] = self.weight
+        for key in ('source', 'description'):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out['zones'] = dict(self.zones)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ZoneTotalSpec:
+        """Build the control from its spec-document form."""
+        return cls(name=data['name'], level=data['level'], function=data['function'],
+                   zones={str(zone): float(value) for zone, value in data['zones'].items()},
+                   column=data.get('column'), weight=float(data.get('weight', 1.0)),
+                   source=data.get('source'), description=data.get('description'))
+
+
+@dataclass
 class TableSpec:
     """Everything the spec says about one table.
 
@@ -383,6 +438,8 @@ class TableSpec:
             Marginal and joint frequency tables.
         rules (list[RuleSpec]):
             Validity rules.
+        zone_totals (list[ZoneTotalSpec]):
+            Spec 1.1 numeric controls per zone.
     """
 
     name: str
@@ -392,6 +449,7 @@ class TableSpec:
     derived_columns: dict[str, DerivedColumnSpec] = field(default_factory=dict)
     statistics: list[StatisticSpec] = field(default_factory=list)
     rules: list[RuleSpec] = field(default_factory=list)
+    zone_totals: list[ZoneTotalSpec] = field(default_factory=list)
 
     def get_statistic(self, name: str) -> StatisticSpec:
         """Return the statistic called ``name``.
@@ -422,6 +480,8 @@ class TableSpec:
             out['statistics'] = statistics
         if self.rules:
             out['rules'] = [rule.to_dict() for rule in self.rules]
+        if self.zone_totals:
+            out['zone_totals'] = [total.to_dict() for total in self.zone_totals]
         return out
 
 
@@ -537,6 +597,8 @@ class MacroSpec:
                     RuleSpec(r['name'], r['expression'], r.get('description'))
                     for r in table_data.get('rules', [])
                 ],
+                zone_totals=[ZoneTotalSpec.from_dict(t)
+                             for t in table_data.get('zone_totals', [])],
             )
 
         relationships = []
@@ -645,8 +707,9 @@ class MacroSpec:
         Returns:
             dict
         """
-        leveled = any(statistic.level is not None for table in self.tables.values()
-                      for statistic in table.statistics)
+        leveled = any(table.zone_totals for table in self.tables.values()) or any(
+            statistic.level is not None
+            for table in self.tables.values() for statistic in table.statistics)
         version = GEOGRAPHY_SPEC_VERSION if self.geography is not None or leveled else SPEC_VERSION
         out: dict[str, Any] = {'spec_version': version}
         if self.name is not None:
