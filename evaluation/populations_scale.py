@@ -109,9 +109,15 @@ def main(argv=None) -> None:
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--sweeps', type=int, default=1)
     parser.add_argument('--output', type=Path, default=RESULTS / 'populations_scale')
+    parser.add_argument('--append', action='store_true',
+                        help='add the rows to those already in the output file')
     args = parser.parse_args(argv)
     command = 'python -m evaluation.populations_scale ' + ' '.join(argv or sys.argv[1:])
     rows = []
+    if args.append and args.output.with_suffix('.json').exists():
+        rows = json.loads(args.output.with_suffix('.json').read_text())
+        previous = args.output.with_suffix('.md').read_text().split('`')[1]
+        command = f'{previous}; then {command}'
     with tempfile.TemporaryDirectory(prefix='population_scale_') as tmp:
         for size in args.sizes:
             for workers in args.workers:

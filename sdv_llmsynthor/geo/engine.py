@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from sdv_llmsynthor.core.aggregate import build_contributions
 from sdv_llmsynthor.core.calibration import _SwapRefiner, calibrate_pool
 from sdv_llmsynthor.core.encoding import CompiledStatistic, compile_table
+from sdv_llmsynthor.core.loop import _largest_remainder
 from sdv_llmsynthor.errors import SpecValidationError
 from sdv_llmsynthor.spec.geography import ZoneTree, canonical_zone
 from sdv_llmsynthor.spec.model import MacroSpec
@@ -146,6 +147,9 @@ class _Library:
         self.child_key = None if self.child is None else primary_key(metadata, self.child)
         self.dropped: dict[str, int] = {}
         households = households.reset_index(drop=True)
+        if weight_column is not None and weight_column not in households.columns:
+            raise ValueError(f"The households have no weight column '{weight_column}'; "
+                             f"their columns: {', '.join(map(str, households.columns))}.")
         if weight_column is not None:
             weights = pd.to_numeric(households[weight_column], errors='coerce').to_numpy(float)
             keep = np.isfinite(weights) & (weights > 0)
@@ -437,12 +441,7 @@ def _expand(library, tree, zone_counts, candidates, seed_zones):
             if count <= 0:
                 continue
             members = library.members(type_index, seed_zones[z])
-            shares = library.weights[members]
-            exact = shares / shares.sum() * count
-            base = np.floor(exact).astype(np.int64)
-            remainder = int(count - base.sum())
-            if remainder > 0:
-                base[np.argsort(-(exact - base), kind='stable')[:remainder]] += 1
+            base = _largest_remainder(library.weights[members], int(count))
             households.append(np.repeat(members, base))
             zones.append(np.full(int(base.sum()), z, dtype=np.int64))
     if not households:
@@ -601,6 +600,7 @@ def synthesize_population(
     llm: Any = None,
     borrow: bool = True,
     sweeps: int = 3,
+    verbose: bool = False,
 ) -> PopulationResult:
     """Synthesise every zone of a spec 1.1 geography from a library of households.
 
@@ -640,6 +640,8 @@ def synthesize_population(
         sweeps (int):
             Rounds of zone-by-zone re-solving against the upper-level residuals (block
             coordinate descent; each round can only lower the objective).
+        verbose (bool):
+            Show progress bars (zones, rounds) on stderr.
 
     Returns:
         PopulationResult
@@ -649,7 +651,8 @@ def synthesize_population(
                               sweeps)
     started = time.perf_counter()
     candidates, zone_counts = solve_zones(problem, problem.controls,
-                                          np.arange(problem.totals.size), problem.tree.levels[0])
+                                          np.arange(problem.totals.size), problem.tree.levels[0],
+                                          verbose)
     problem.seconds['zones'] = time.perf_counter() - started
     chosen, zone_of = _expand(problem.library, problem.tree, zone_counts, candidates,
                               problem.seed_zones)
@@ -797,19 +800,7 @@ def quota_controls(problem: Problem, level: str) -> list:
     return out
 
 
-def _largest_remainder(shares, total):
-    shares = np.asarray(shares, dtype=float)
-    if total <= 0 or shares.sum() <= 0:
-        return np.zeros(len(shares), dtype=np.int64)
-    exact = shares / shares.sum() * total
-    base = np.floor(exact + 1e-9).astype(np.int64)
-    remainder = int(total - base.sum())
-    if remainder > 0:
-        base[np.argsort(-(exact - base), kind='stable')[:remainder]] += 1
-    return base
-
-
-def _zone_sweeps(problem, controls, candidates, zone_counts, lowest, sweeps):
+def _zone_sweeps(problem, controls, candidates, zone_counts, lowest, sweeps, verbose=False):
     """Block coordinate descent over the lowest zones, in place.
 
     Each step solves one zone again from scratch (relaxation, rounding, swaps) against its own
@@ -854,7 +845,13 @@ def _zone_sweeps(problem, controls, candidates, zone_counts, lowest, sweeps):
 
     for sweep in range(sweeps):
         improved = 0
-        for z in lowest:
+        zones = lowest
+        if verbose:
+            from tqdm.auto import tqdm
+
+            zones = tqdm(lowest, desc=f'upper levels, round {sweep + 1}', unit='zone',
+                         leave=False)
+        for z in zones:
             if totals[z] == 0:
                 continue
             targets, weights = block(z)
@@ -889,7 +886,8 @@ def _zone_sweeps(problem, controls, candidates, zone_counts, lowest, sweeps):
             break
 
 
-def solve_zones(problem: Problem, controls: list, lowest: np.ndarray, top_level: str):
+def solve_zones(problem: Problem, controls: list, lowest: np.ndarray, top_level: str,
+                verbose: bool = False):
     """Stage 1 for the given lowest zones, then Stage 2 for every zone of ``top_level`` and
     below whose lowest zones are all among them.
 
@@ -903,7 +901,12 @@ def solve_zones(problem: Problem, controls: list, lowest: np.ndarray, top_level:
                      for level in tree.levels}
     candidates: dict[int, np.ndarray] = {}
     zone_counts: dict[int, np.ndarray] = {}
-    for z in np.asarray(lowest).tolist():
+    zones = np.asarray(lowest).tolist()
+    if verbose:
+        from tqdm.auto import tqdm
+
+        zones = tqdm(zones, desc='zones', unit='zone', leave=False)
+    for z in zones:
         total = int(totals[z])
         types = library.candidate_types(problem.seed_zones[z], problem.borrow_penalty > 0)
         candidates[z] = types
@@ -919,7 +922,7 @@ def solve_zones(problem: Problem, controls: list, lowest: np.ndarray, top_level:
                                 max_swaps=problem.max_swaps_per_household * total + 2000)
         zone_counts[z] = np.bincount(result.indices, minlength=types.size).astype(np.int64)
     _zone_sweeps(problem, controls, candidates, zone_counts, np.asarray(lowest).tolist(),
-                 problem.sweeps)
+                 problem.sweeps, verbose)
     inside = np.zeros(totals.size, dtype=bool)
     inside[np.asarray(lowest, dtype=np.int64)] = True
     top = tree.levels.index(top_level)

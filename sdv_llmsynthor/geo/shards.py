@@ -226,6 +226,7 @@ def synthesize_population_sharded(
     error_scale: str = 'relative',
     borrow: bool = True,
     sweeps: int = 3,
+    verbose: bool = False,
 ) -> ShardedResult:
     """Synthesise every zone in shards and write partitioned Parquet.
 
@@ -250,6 +251,8 @@ def synthesize_population_sharded(
             with that many single-threaded worker processes of ``memory_limit`` each.
         memory_limit (str):
             Per LocalCluster worker.
+        verbose (bool):
+            Show the shards' progress on stderr.
 
     Returns:
         ShardedResult
@@ -283,8 +286,13 @@ def synthesize_population_sharded(
         client = own_cluster = Client(cluster)
     try:
         if client is None:
+            iterator = shards
+            if verbose:
+                from tqdm.auto import tqdm
+
+                iterator = tqdm(shards, desc='shards', unit='shard')
             summaries = [run_shard(problem, level, controls, shard, str(output_dir))
-                         for shard in shards]
+                         for shard in iterator]
         else:
             [shared] = client.scatter([problem], broadcast=True)
             [shared_controls] = client.scatter([controls], broadcast=True)
@@ -292,6 +300,10 @@ def synthesize_population_sharded(
                                      str(output_dir), key=f'shard-{shard.shard_id}-'
                                      f'{problem.spec_hash}', retries=3, pure=False)
                        for shard in shards]
+            if verbose:
+                from distributed import progress
+
+                progress(futures)
             summaries = client.gather(futures)
     finally:
         if own_cluster is not None:
