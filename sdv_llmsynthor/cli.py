@@ -356,7 +356,7 @@ def _cmd_populationsim(args):
             project.spec, project.metadata, *seeds, output_dir=Path(args.output) / 'parquet',
             weight_column=project.weight_column, shard_level=args.shard_level,
             scheduler_address=args.scheduler, n_workers=args.workers, seed=args.seed,
-            verbose=not args.quiet)
+            borrow=args.borrow_price, verbose=not args.quiet)
         households = result.manifest['households']
         borrowed = result.manifest['borrowed_households']
         persons = sum((shard['rows'] or {}).get('persons', 0)
@@ -364,7 +364,7 @@ def _cmd_populationsim(args):
     else:
         result = synthesize_population(
             project.spec, project.metadata, *seeds, weight_column=project.weight_column,
-            seed=args.seed, verbose=not args.quiet)
+            seed=args.seed, borrow=args.borrow_price, verbose=not args.quiet)
         households = len(result.tables['households'])
         persons = len(result.tables['persons'])
         borrowed = result.borrowed
@@ -482,6 +482,10 @@ def build_parser():
                                     'highest whose zones fit 200,000 households)')
     populationsim.add_argument('--parquet', action='store_true',
                                help='write Parquet parts only (no CSV files)')
+    populationsim.add_argument('--borrow-price', type=float, default=0.25,
+                               help='price of a household from another seed zone, in counts '
+                                    'of the cheapest cell (default 0.25; 0: seed zones only, '
+                                    "as PopulationSim)")
     populationsim.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     populationsim.add_argument('--without-seeds', action='store_true',
                                help='ignore the seed sample: synthesise the candidate '

@@ -598,7 +598,7 @@ def synthesize_population(
     error_scale: str = 'relative',
     planner: Any = 'statistical',
     llm: Any = None,
-    borrow: bool = True,
+    borrow: bool | float = True,
     sweeps: int = 3,
     verbose: bool = False,
 ) -> PopulationResult:
@@ -632,11 +632,11 @@ def synthesize_population(
             levels). ``'absolute'``: every count weighs the statistic's weight.
         planner, llm:
             Who writes the library when no seed is given (see :func:`region_library`).
-        borrow (bool):
+        borrow (bool or float):
             Let a zone use households of other seed zones when its own seeds cannot fit its
-            controls (the zero-cell problem), at a price of a quarter of one count of the
-            cheapest cell per borrowed household. ``False``: seed zones only, as
-            PopulationSim does.
+            controls (the zero-cell problem), at a price per borrowed household in counts of
+            the cheapest cell: ``True`` is 0.25, a number sets it (higher: fewer borrowed
+            households, looser fit). ``False`` or 0: seed zones only, as PopulationSim does.
         sweeps (int):
             Rounds of zone-by-zone re-solving against the upper-level residuals (block
             coordinate descent; each round can only lower the objective).
@@ -752,12 +752,15 @@ def prepare_problem(spec, metadata, households=None, persons=None, weight_column
     digest.update(pd.util.hash_pandas_object(library.households, index=False).to_numpy()
                   .tobytes())
     penalty = 0.0
-    if borrow and library.seed_zone is not None:
-        # A household from another seed zone costs a quarter of one count of the cheapest
-        # cell: borrowed only where the zone's own seeds cannot fit the controls as well.
+    price = 0.25 if borrow is True else float(borrow or 0.0)
+    if price < 0:
+        raise ValueError(f'borrow must be True, False or a price >= 0, not {borrow!r}.')
+    if price > 0 and library.seed_zone is not None:
+        # A household from another seed zone costs `price` counts of the cheapest cell:
+        # borrowed only where the zone's own seeds cannot fit the controls as well.
         every = np.concatenate([c.weights for c in controls] or [np.ones(1)])
         positive = every[every > 0]
-        penalty = 0.25 * float(positive.min()) if positive.size else 0.0
+        penalty = price * float(positive.min()) if positive.size else 0.0
     digest.update(json.dumps([seed, max_swaps_per_household, error_scale, penalty,
                               sweeps]).encode())
     return Problem(library, controls, tree, totals, seed_zones, int(seed),

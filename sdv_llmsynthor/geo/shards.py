@@ -224,7 +224,7 @@ def synthesize_population_sharded(
     seed: int = 0,
     max_swaps_per_household: int = 20,
     error_scale: str = 'relative',
-    borrow: bool = True,
+    borrow: bool | float = True,
     sweeps: int = 3,
     verbose: bool = False,
 ) -> ShardedResult:

@@ -276,3 +276,16 @@ def test_validate__numeric_zone_totals_problems(project):
     paths = [path for path, _ in error.value.problems]
     assert '$.tables.persons.zone_totals[0].function' in paths
     assert '$.tables.persons.zone_totals[0].zones["77"]' in paths
+
+
+def test_synthesize_population__borrow_price(project):
+    """A price of 0 borrows nothing; a negative price is an error."""
+    # Run
+    result = synthesize_population(project.spec, project.metadata, project.households,
+                                   project.persons, weight_column='WGTP', borrow=0.0)
+
+    # Assert
+    assert result.borrowed == 0
+    with pytest.raises(ValueError, match='borrow must be True, False or a price'):
+        synthesize_population(project.spec, project.metadata, project.households,
+                              project.persons, weight_column='WGTP', borrow=-1.0)
