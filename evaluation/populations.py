@@ -357,11 +357,13 @@ def held_out(ref_hh, ref_per, households, persons) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ methods
-def run_ours(configs: Path, data: Path, output: Path, seed: int = 0) -> dict:
+def run_ours(configs: Path, data: Path, output: Path, seed: int = 0,
+             borrow_price: float = 0.25) -> dict:
     """Our CLI in a child process (wall time and peak memory of the whole command)."""
     output.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, '-m', 'sdv_llmsynthor.cli', 'populationsim', '-c', str(configs),
-               '-d', str(data), '-o', str(output), '--seed', str(seed)]
+               '-d', str(data), '-o', str(output), '--seed', str(seed), '-q',
+               '--borrow-price', str(borrow_price)]
     code, seconds, rss, _ = run_measured(command, output / 'console.log')
     console = (output / 'console.log').read_text()
     if code != 0:
@@ -479,10 +481,10 @@ def _read_outputs(folder: Path, configs: Path, data: Path, levels: list[str]):
 
 
 def evaluate_case(name: str, configs: Path, data: Path, workdir: Path, populationsim: bool,
-                  reference=None) -> dict:
+                  reference=None, borrow_price: float = 0.25) -> dict:
     """Run every method on one configuration and score it."""
     levels = [str(level) for level in _read_yaml(configs / 'settings.yaml')['geographies']]
-    methods = {'ours': lambda out: run_ours(configs, data, out),
+    methods = {'ours': lambda out: run_ours(configs, data, out, borrow_price=borrow_price),
                'ipf_per_zone': lambda out: run_ipf(configs, data, out)}
     if populationsim:
         def psim(out):
@@ -519,17 +521,17 @@ def _markdown(cases: list[dict], command: str) -> str:
         methods = case['methods']
         lines += [f"## {case['name']}", '', '| method | households | persons | seconds | '
                   'peak MiB | NP = persons rows | median %RMSE (own level) | '
-                  'max %RMSE |', '|---|---|---|---|---|---|---|---|']
+                  'max %RMSE | borrowed |', '|---|---|---|---|---|---|---|---|---|']
         for method, entry in methods.items():
             if 'error' in entry:
-                lines.append(f"| {method} | failed: {entry['error'][:120]} | | | | | | |")
+                lines.append(f"| {method} | failed: {entry['error'][:120]} | | | | | | | |")
                 continue
             own = [c for c in entry['controls'] if c['level'] == c['geography']]
             pct = [c['pct_rmse'] for c in own if not math.isnan(c['pct_rmse'])]
             lines.append(f"| {method} | {entry['households']:,} | {entry['persons']:,} | "
                          f"{entry['seconds']:.1f} | {entry['peak_rss_mb']:.0f} | "
                          f"{entry['consistency']:.3f} | {np.median(pct):.1f} | "
-                         f"{max(pct):.1f} |")
+                         f"{max(pct):.1f} | {entry.get('borrowed_households', '')} |")
         ok = [m for m, e in methods.items() if 'error' not in e]
         lines += ['', '%RMSE per control at its own geography (and summed to the levels above):',
                   '', '| control | geography | level | ' + ' | '.join(ok) + ' |',
@@ -558,6 +560,8 @@ def main(argv=None) -> None:
     parser.add_argument('--skip-populationsim', action='store_true')
     parser.add_argument('--cases', nargs='*', default=['example_test', 'psrc'])
     parser.add_argument('--output', type=Path, default=RESULTS / 'populations')
+    parser.add_argument('--borrow-price', type=float, default=0.25,
+                        help="our engine's price of a household from another seed zone")
     args = parser.parse_args(argv)
     command = 'python -m evaluation.populations ' + ' '.join(argv or sys.argv[1:])
     cases = []
@@ -565,12 +569,14 @@ def main(argv=None) -> None:
         workdir = Path(tmp)
         if 'example_test' in args.cases:
             cases.append(evaluate_case('example_test', EXAMPLE / 'configs', EXAMPLE / 'data',
-                                       workdir, not args.skip_populationsim))
+                                       workdir, not args.skip_populationsim,
+                                       borrow_price=args.borrow_price))
         if 'psrc' in args.cases:
             configs, data, ref_hh, ref_per = write_psrc_folder(workdir / 'psrc_config',
                                                                args.households)
             cases.append(evaluate_case(f'psrc_{args.households}', configs, data, workdir,
-                                       not args.skip_populationsim, (ref_hh, ref_per)))
+                                       not args.skip_populationsim, (ref_hh, ref_per),
+                                       args.borrow_price))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix('.json').write_text(json.dumps(cases, indent=1, default=float))
     args.output.with_suffix('.md').write_text(_markdown(cases, command.strip()))
