@@ -10,7 +10,7 @@ Run from the repository root::
 
     python -m evaluation.populationsim_runner \\
         --configs ../shared/data/populationsim/example_test/configs \\
-        --data ../shared/data/populationsim/example_test/data -o /tmp/psim_out
+        --data ../shared/data/populationsim/example_test/data -o out/populationsim
 """
 
 from __future__ import annotations
