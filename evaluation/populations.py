@@ -358,12 +358,12 @@ def held_out(ref_hh, ref_per, households, persons) -> dict[str, float]:
 
 # ------------------------------------------------------------------ methods
 def run_ours(configs: Path, data: Path, output: Path, seed: int = 0,
-             borrow_price: float = 0.25) -> dict:
+             borrow_price: float = 0.25, error_scale: str = 'relative') -> dict:
     """Our CLI in a child process (wall time and peak memory of the whole command)."""
     output.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, '-m', 'sdv_llmsynthor.cli', 'populationsim', '-c', str(configs),
                '-d', str(data), '-o', str(output), '--seed', str(seed), '-q',
-               '--borrow-price', str(borrow_price)]
+               '--borrow-price', str(borrow_price), '--error-scale', error_scale]
     code, seconds, rss, _ = run_measured(command, output / 'console.log')
     console = (output / 'console.log').read_text()
     if code != 0:
@@ -481,10 +481,12 @@ def _read_outputs(folder: Path, configs: Path, data: Path, levels: list[str]):
 
 
 def evaluate_case(name: str, configs: Path, data: Path, workdir: Path, populationsim: bool,
-                  reference=None, borrow_price: float = 0.25) -> dict:
+                  reference=None, borrow_price: float = 0.25,
+                  error_scale: str = 'relative') -> dict:
     """Run every method on one configuration and score it."""
     levels = [str(level) for level in _read_yaml(configs / 'settings.yaml')['geographies']]
-    methods = {'ours': lambda out: run_ours(configs, data, out, borrow_price=borrow_price),
+    methods = {'ours': lambda out: run_ours(configs, data, out, borrow_price=borrow_price,
+                                            error_scale=error_scale),
                'ipf_per_zone': lambda out: run_ipf(configs, data, out)}
     if populationsim:
         def psim(out):
@@ -562,6 +564,8 @@ def main(argv=None) -> None:
     parser.add_argument('--output', type=Path, default=RESULTS / 'populations')
     parser.add_argument('--borrow-price', type=float, default=0.25,
                         help="our engine's price of a household from another seed zone")
+    parser.add_argument('--error-scale', choices=('relative', 'level', 'absolute'),
+                        default='relative', help="our engine's error_scale")
     args = parser.parse_args(argv)
     command = 'python -m evaluation.populations ' + ' '.join(argv or sys.argv[1:])
     cases = []
@@ -570,13 +574,14 @@ def main(argv=None) -> None:
         if 'example_test' in args.cases:
             cases.append(evaluate_case('example_test', EXAMPLE / 'configs', EXAMPLE / 'data',
                                        workdir, not args.skip_populationsim,
-                                       borrow_price=args.borrow_price))
+                                       borrow_price=args.borrow_price,
+                                       error_scale=args.error_scale))
         if 'psrc' in args.cases:
             configs, data, ref_hh, ref_per = write_psrc_folder(workdir / 'psrc_config',
                                                                args.households)
             cases.append(evaluate_case(f'psrc_{args.households}', configs, data, workdir,
                                        not args.skip_populationsim, (ref_hh, ref_per),
-                                       args.borrow_price))
+                                       args.borrow_price, args.error_scale))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix('.json').write_text(json.dumps(cases, indent=1, default=float))
     args.output.with_suffix('.md').write_text(_markdown(cases, command.strip()))

@@ -356,7 +356,7 @@ def _cmd_populationsim(args):
             project.spec, project.metadata, *seeds, output_dir=Path(args.output) / 'parquet',
             weight_column=project.weight_column, shard_level=args.shard_level,
             scheduler_address=args.scheduler, n_workers=args.workers, seed=args.seed,
-            borrow=args.borrow_price, verbose=not args.quiet)
+            borrow=args.borrow_price, error_scale=args.error_scale, verbose=not args.quiet)
         households = result.manifest['households']
         borrowed = result.manifest['borrowed_households']
         persons = sum((shard['rows'] or {}).get('persons', 0)
@@ -364,7 +364,8 @@ def _cmd_populationsim(args):
     else:
         result = synthesize_population(
             project.spec, project.metadata, *seeds, weight_column=project.weight_column,
-            seed=args.seed, borrow=args.borrow_price, verbose=not args.quiet)
+            seed=args.seed, borrow=args.borrow_price, error_scale=args.error_scale,
+            verbose=not args.quiet)
         households = len(result.tables['households'])
         persons = len(result.tables['persons'])
         borrowed = result.borrowed
@@ -486,6 +487,11 @@ def build_parser():
                                help='price of a household from another seed zone, in counts '
                                     'of the cheapest cell (default 0.25; 0: seed zones only, '
                                     "as PopulationSim)")
+    populationsim.add_argument('--error-scale', choices=('relative', 'level', 'absolute'),
+                               default='relative',
+                               help="how a count's error is weighed (default relative: "
+                                    'alike in percent per cell; level: also divided by the '
+                                    "number of the level's zones, favouring upper levels)")
     populationsim.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     populationsim.add_argument('--without-seeds', action='store_true',
                                help='ignore the seed sample: synthesise the candidate '

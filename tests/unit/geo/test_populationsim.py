@@ -144,6 +144,32 @@ def test_cli_populationsim__runs_the_folder(tmp_path, capsys):
     assert 'dropped 1 crosswalk TAZ zones without controls' in out.err
 
 
+def test_cli_populationsim__error_scale_reaches_the_engine(tmp_path, capsys, monkeypatch):
+    """`--error-scale level` is passed to the engine, and the feasible example is still met."""
+    # Setup
+    import sdv_llmsynthor.geo as geo
+
+    configs, data = write_example(tmp_path)
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs['error_scale'])
+        return synthesize_population(*args, **kwargs)
+
+    monkeypatch.setattr(geo, 'synthesize_population', recording)
+
+    # Run
+    code = main(['populationsim', '-c', str(configs), '-d', str(data),
+                 '-o', str(tmp_path / 'out'), '--error-scale', 'level', '-q'])
+
+    # Assert
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert seen == ['level']
+    households = pd.read_csv(tmp_path / 'out' / 'synthetic_households.csv')
+    assert len(households) == sum(sum(c.values()) for c in TRUTH.values())
+
+
 def test_cli_populationsim__bad_expression_names_the_row(tmp_path, capsys):
     """An expression that cannot be translated exits 2 with the controls.csv row."""
     # Setup
