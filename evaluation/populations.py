@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.populationsim_runner import run_measured, run_populationsim
+from sdv_llmsynthor.geo.engine import ERROR_SCALES
 from sdv_llmsynthor.spec.geography import canonical_zone
 from sdv_llmsynthor.spec.populationsim import _evaluate, _parse, _read_tables, _read_yaml
 
@@ -564,7 +565,7 @@ def main(argv=None) -> None:
     parser.add_argument('--output', type=Path, default=RESULTS / 'populations')
     parser.add_argument('--borrow-price', type=float, default=0.25,
                         help="our engine's price of a household from another seed zone")
-    parser.add_argument('--error-scale', choices=('relative', 'level', 'absolute'),
+    parser.add_argument('--error-scale', choices=ERROR_SCALES,
                         default='relative', help="our engine's error_scale")
     args = parser.parse_args(argv)
     command = 'python -m evaluation.populations ' + ' '.join(argv or sys.argv[1:])

@@ -44,6 +44,10 @@ __all__ = ['PopulationResult', 'synthesize_population']
 LOGGER = logging.getLogger(__name__)
 
 SEED_ID_COLUMN = 'seed_household_id'
+#: The ``error_scale`` choices of :func:`synthesize_population` (the first is the default).
+ERROR_SCALES = ('relative', 'rmse', 'level', 'absolute')
+# Relative weights are divided by (zones at the control's level) ** this.
+_LEVEL_POWER = {'relative': 0.0, 'rmse': 0.5, 'level': 1.0}
 
 
 @dataclass
@@ -290,7 +294,7 @@ class _NumericStatistic:
 
 
 def _numeric_controls(library: _Library, tree: ZoneTree, households_at: dict,
-                      relative: bool, per_level: bool) -> list[_Control]:
+                      relative: bool, level_power: float) -> list[_Control]:
     controls = []
     for total, table_name, offset in library.numeric:
         level = total.level
@@ -303,9 +307,8 @@ def _numeric_controls(library: _Library, tree: ZoneTree, households_at: dict,
                                               if total.function == 'mean' else 1.0)
         weights = np.full(1, float(total.weight))
         if relative:
-            weights = weights / max(float(targets.mean()), 1.0)
-            if per_level:
-                weights = weights / targets.shape[0]
+            weights = (weights / max(float(targets.mean()), 1.0)
+                       / targets.shape[0] ** level_power)
         label = f'{total.function}({total.column})' if total.column else 'count(rows)'
         controls.append(_Control(_NumericStatistic(total.name, table_name, total.weight),
                                  level, offset, targets, weights, [label]))
@@ -313,7 +316,7 @@ def _numeric_controls(library: _Library, tree: ZoneTree, households_at: dict,
 
 
 def _build_controls(library: _Library, tree: ZoneTree, relative: bool,
-                    per_level: bool = False, households_at: dict | None = None
+                    level_power: float = 0.0, households_at: dict | None = None
                     ) -> list[_Control]:
     controls = []
     for (statistic_spec, compiled, _), offset in zip(library.controls, library.offsets):
@@ -332,16 +335,16 @@ def _build_controls(library: _Library, tree: ZoneTree, relative: bool,
             # level's zones): errors are compared in shares, as %RMSE compares them.
             scale = targets.mean(axis=0)
             scale[-1] = targets.sum(axis=1).mean()
-            weights = weights / np.maximum(scale, 1.0)
-            if per_level:
-                weights = weights / targets.shape[0]
+            # Divided by (zones at the level) ** level_power: 1/2 makes a weight the %RMSE
+            # that one count of error adds at an otherwise exact level; 1 the mean share.
+            weights = weights / np.maximum(scale, 1.0) / targets.shape[0] ** level_power
         if not compiled.complete:
             weights[-1] = 0.0  # rows in no listed cell are free in a partial control
         names = [compiled.describe_cell(cell) for cell in range(compiled.num_cells)]
         controls.append(_Control(compiled, level, offset, targets, weights,
                                  names + ['(rest)']))
     if library.numeric:
-        controls += _numeric_controls(library, tree, households_at, relative, per_level)
+        controls += _numeric_controls(library, tree, households_at, relative, level_power)
     return controls
 
 
@@ -627,9 +630,13 @@ def synthesize_population(
             ``'relative'`` (the default): an error of one count in a cell weighs the
             statistic's weight divided by the cell's mean target over its level's zones, so
             where controls conflict the errors come out alike in percent (PopulationSim's
-            %RMSE). ``'level'``: that, divided by the number of zones of the control's level,
-            so every control's mean error counts alike whatever its level (favours upper
-            levels). ``'absolute'``: every count weighs the statistic's weight.
+            %RMSE) within each zone. ``'rmse'``: that, divided by the square root of the
+            number of zones at the control's level, so a count of error weighs what it adds
+            to the control's %RMSE at its level when the rest of the level is exact (upper
+            levels, with few zones, weigh more than under ``'relative'``). ``'level'``:
+            divided by the number of zones instead, so every control's mean share error
+            counts alike whatever its level (favours upper levels most). ``'absolute'``:
+            every count weighs the statistic's weight.
         planner, llm:
             Who writes the library when no seed is given (see :func:`region_library`).
         borrow (bool or float):
@@ -719,9 +726,9 @@ def prepare_problem(spec, metadata, households=None, persons=None, weight_column
     if spec.geography is None:
         raise SpecValidationError([('$.geography', 'synthesize_population needs a spec 1.1 '
                                                    'geography (levels, crosswalk, totals).')])
-    if error_scale not in ('relative', 'absolute', 'level'):
-        raise ValueError("error_scale must be 'relative', 'absolute' or 'level', not "
-                         f'{error_scale!r}.')
+    if error_scale not in ERROR_SCALES:
+        raise ValueError(f"error_scale must be one of {', '.join(map(repr, ERROR_SCALES))}, "
+                         f'not {error_scale!r}.')
     started = time.perf_counter()
     geography = spec.geography
     tree = geography.tree()
@@ -741,7 +748,7 @@ def prepare_problem(spec, metadata, households=None, persons=None, weight_column
                                         minlength=len(tree.zones[level]))
                      for level in tree.levels}
     controls = _build_controls(library, tree, error_scale != 'absolute',
-                               error_scale == 'level', households_at)
+                               _LEVEL_POWER.get(error_scale, 0.0), households_at)
     seed_zones = [None] * len(totals)
     if seed_level is not None and library.seed_zone is not None:
         seed_ids = np.asarray(tree.zones[seed_level], dtype=object)

@@ -230,9 +230,43 @@ def test_synthesize_population__without_seeds_builds_the_library_from_the_spec(p
 
 def test_synthesize_population__rejects_an_unknown_error_scale(project):
     """A misspelt option is an error, not a silent default."""
-    with pytest.raises(ValueError, match="error_scale must be 'relative', 'absolute' or 'level'"):
+    with pytest.raises(ValueError, match="error_scale must be one of 'relative', 'rmse'"):
         synthesize_population(project.spec, project.metadata, project.households,
                               project.persons, error_scale='percent')
+
+
+def test_prepare_problem__error_scales_divide_by_a_power_of_the_level_zones(project):
+    """rmse and level weigh a count as relative does, over sqrt(zones) and zones at its level."""
+    from sdv_llmsynthor.geo.engine import prepare_problem
+
+    # Run
+    problems = {scale: prepare_problem(project.spec, project.metadata, project.households,
+                                       project.persons, error_scale=scale)
+                for scale in ('relative', 'rmse', 'level')}
+
+    # Assert
+    tree = problems['relative'].tree
+    levels = {control.level for control in problems['relative'].controls}
+    assert len({len(tree.zones[level]) for level in levels}) > 1  # the powers tell apart
+    for position, control in enumerate(problems['relative'].controls):
+        zones = len(tree.zones[control.level])
+        np.testing.assert_allclose(problems['rmse'].controls[position].weights,
+                                   control.weights / np.sqrt(zones))
+        np.testing.assert_allclose(problems['level'].controls[position].weights,
+                                   control.weights / zones)
+
+
+def test_cli_populationsim__error_scale_choices_are_the_engines():
+    """The CLI spells out the engine's choices (for a fast --help): they must stay alike."""
+    from sdv_llmsynthor.cli import build_parser
+    from sdv_llmsynthor.geo.engine import ERROR_SCALES
+
+    parser = build_parser()
+    subparsers = next(action for action in parser._actions if action.choices
+                      and 'populationsim' in action.choices)
+    option = next(action for action in subparsers.choices['populationsim']._actions
+                  if '--error-scale' in action.option_strings)
+    assert tuple(option.choices) == ERROR_SCALES
 
 
 def _with_zone_totals(project, totals):
