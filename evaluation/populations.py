@@ -359,7 +359,7 @@ def held_out(ref_hh, ref_per, households, persons) -> dict[str, float]:
 
 # ------------------------------------------------------------------ methods
 def run_ours(configs: Path, data: Path, output: Path, seed: int = 0,
-             borrow_price: float = 0.25, error_scale: str = 'relative') -> dict:
+             borrow_price: float = 0.25, error_scale: str = 'rmse') -> dict:
     """Our CLI in a child process (wall time and peak memory of the whole command)."""
     output.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, '-m', 'sdv_llmsynthor.cli', 'populationsim', '-c', str(configs),
@@ -483,7 +483,7 @@ def _read_outputs(folder: Path, configs: Path, data: Path, levels: list[str]):
 
 def evaluate_case(name: str, configs: Path, data: Path, workdir: Path, populationsim: bool,
                   reference=None, borrow_price: float = 0.25,
-                  error_scale: str = 'relative') -> dict:
+                  error_scale: str = 'rmse') -> dict:
     """Run every method on one configuration and score it."""
     levels = [str(level) for level in _read_yaml(configs / 'settings.yaml')['geographies']]
     methods = {'ours': lambda out: run_ours(configs, data, out, borrow_price=borrow_price,
@@ -566,7 +566,7 @@ def main(argv=None) -> None:
     parser.add_argument('--borrow-price', type=float, default=0.25,
                         help="our engine's price of a household from another seed zone")
     parser.add_argument('--error-scale', choices=ERROR_SCALES,
-                        default='relative', help="our engine's error_scale")
+                        default='rmse', help="our engine's error_scale")
     args = parser.parse_args(argv)
     command = 'python -m evaluation.populations ' + ' '.join(argv or sys.argv[1:])
     cases = []

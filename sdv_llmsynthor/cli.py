@@ -488,13 +488,12 @@ def build_parser():
                                     'of the cheapest cell (default 0.25; 0: seed zones only, '
                                     "as PopulationSim)")
     # The choices are geo.engine.ERROR_SCALES, spelt out so that --help needs no numpy.
-    populationsim.add_argument('--error-scale', choices=('relative', 'rmse', 'level', 'absolute'),
-                               default='relative',
-                               help="how a count's error is weighed (default relative: "
-                                    'alike in percent per cell; rmse: also divided by the '
-                                    "square root of the number of the level's zones, as "
-                                    "%%RMSE weighs it; level: by the number, favouring upper "
-                                    'levels most)')
+    populationsim.add_argument('--error-scale', choices=('rmse', 'relative', 'level', 'absolute'),
+                               default='rmse',
+                               help="how a count's error is weighed (default rmse: as it "
+                                    "adds to its control's %%RMSE at its level; relative: "
+                                    'alike in percent per zone and cell; level: mean share '
+                                    'error per level, favouring upper levels most)')
     populationsim.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     populationsim.add_argument('--without-seeds', action='store_true',
                                help='ignore the seed sample: synthesise the candidate '

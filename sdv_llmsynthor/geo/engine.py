@@ -45,7 +45,7 @@ LOGGER = logging.getLogger(__name__)
 
 SEED_ID_COLUMN = 'seed_household_id'
 #: The ``error_scale`` choices of :func:`synthesize_population` (the first is the default).
-ERROR_SCALES = ('relative', 'rmse', 'level', 'absolute')
+ERROR_SCALES = ('rmse', 'relative', 'level', 'absolute')
 # Relative weights are divided by (zones at the control's level) ** this.
 _LEVEL_POWER = {'relative': 0.0, 'rmse': 0.5, 'level': 1.0}
 
@@ -598,7 +598,7 @@ def synthesize_population(
     weight_column: str | None = None,
     seed: int = 0,
     max_swaps_per_household: int = 20,
-    error_scale: str = 'relative',
+    error_scale: str = 'rmse',
     planner: Any = 'statistical',
     llm: Any = None,
     borrow: bool | float = True,
@@ -627,16 +627,18 @@ def synthesize_population(
         max_swaps_per_household (int):
             Work cap of the refinements, in swaps per synthetic household.
         error_scale (str):
-            ``'relative'`` (the default): an error of one count in a cell weighs the
-            statistic's weight divided by the cell's mean target over its level's zones, so
-            where controls conflict the errors come out alike in percent (PopulationSim's
-            %RMSE) within each zone. ``'rmse'``: that, divided by the square root of the
-            number of zones at the control's level, so a count of error weighs what it adds
-            to the control's %RMSE at its level when the rest of the level is exact (upper
-            levels, with few zones, weigh more than under ``'relative'``). ``'level'``:
-            divided by the number of zones instead, so every control's mean share error
-            counts alike whatever its level (favours upper levels most). ``'absolute'``:
-            every count weighs the statistic's weight.
+            How a count of error is weighed where controls conflict. ``'rmse'`` (the
+            default): the statistic's weight divided by the cell's mean target over its
+            level's zones and by the square root of the number of those zones, which is what
+            one count adds to the control's %RMSE at its level (PopulationSim's validation
+            figure) when the rest of the level is exact; upper levels, with few zones, weigh
+            more per count than tracts. ``'relative'``: without the square root, so errors
+            are alike in percent within each zone whatever the level (upper-level person
+            controls lose to tract cells). ``'level'``: divided by the number of zones
+            instead, so every control's mean share error counts alike (favours upper levels
+            most, at a cost in household composition). ``'absolute'``: every count weighs
+            the statistic's weight. evaluation/results/populations_error_scales.md compares
+            them.
         planner, llm:
             Who writes the library when no seed is given (see :func:`region_library`).
         borrow (bool or float):
@@ -708,7 +710,7 @@ class Problem:
 
 
 def prepare_problem(spec, metadata, households=None, persons=None, weight_column=None, seed=0,
-                    max_swaps_per_household=20, error_scale='relative', planner='statistical',
+                    max_swaps_per_household=20, error_scale='rmse', planner='statistical',
                     llm=None, borrow=True, sweeps=3) -> Problem:
     """Validate the spec, encode the library and compile every zone's targets.
 

@@ -223,7 +223,7 @@ def synthesize_population_sharded(
     memory_limit: str = '4GiB',
     seed: int = 0,
     max_swaps_per_household: int = 20,
-    error_scale: str = 'relative',
+    error_scale: str = 'rmse',
     borrow: bool | float = True,
     sweeps: int = 3,
     verbose: bool = False,

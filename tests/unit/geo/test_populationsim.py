@@ -230,7 +230,7 @@ def test_synthesize_population__without_seeds_builds_the_library_from_the_spec(p
 
 def test_synthesize_population__rejects_an_unknown_error_scale(project):
     """A misspelt option is an error, not a silent default."""
-    with pytest.raises(ValueError, match="error_scale must be one of 'relative', 'rmse'"):
+    with pytest.raises(ValueError, match="error_scale must be one of 'rmse', 'relative'"):
         synthesize_population(project.spec, project.metadata, project.households,
                               project.persons, error_scale='percent')
 
