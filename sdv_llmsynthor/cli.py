@@ -349,6 +349,9 @@ def _cmd_populationsim(args):
     seeds = (None, None) if args.without_seeds else (project.households, project.persons)
     sharded = (args.workers is not None or args.scheduler is not None or args.parquet
                or args.shard_level is not None)
+    if sharded and args.lower_bounds:
+        raise CLIError('--lower-bounds runs in this process only: drop --workers, '
+                       '--scheduler, --shard-level and --parquet.')
     if sharded:
         from sdv_llmsynthor.geo.shards import synthesize_population_sharded
 
@@ -365,7 +368,7 @@ def _cmd_populationsim(args):
         result = synthesize_population(
             project.spec, project.metadata, *seeds, weight_column=project.weight_column,
             seed=args.seed, borrow=args.borrow_price, error_scale=args.error_scale,
-            verbose=not args.quiet)
+            lower_bounds=args.lower_bounds, verbose=not args.quiet)
         households = len(result.tables['households'])
         persons = len(result.tables['persons'])
         borrowed = result.borrowed
@@ -386,6 +389,15 @@ def _cmd_populationsim(args):
     for row in own.itertuples():
         print(f'{row.statistic:<29} {row.level:<10} {row.zones:>5}  {row.pct_rmse:5.1f}  '
               f'{row.max_abs_difference:9.0f}  {row.share_met:8.0%}')
+    bounds = getattr(result, 'bounds', None)
+    if bounds is not None:
+        bounds.to_csv(Path(args.output) / 'zone_bounds.csv', index=False)
+        infeasible = int((bounds['lower_bound'] > 1e-9).sum())
+        objective, bound = bounds['objective'].sum(), bounds['lower_bound'].sum()
+        print(f'{infeasible:,} of {len(bounds):,} lowest zones cannot meet their own controls '
+              f'with this library (lower bound > 0); own-level weighted error {objective:.4g}, '
+              f"the bound {bound:.4g} (zone_bounds.csv; bounds in "
+              f"{result.seconds.get('bounds', 0.0):.1f} s)")
     return EXIT_OK
 
 
@@ -494,6 +506,9 @@ def build_parser():
                                     "adds to its control's %%RMSE at its level; relative: "
                                     'alike in percent per zone and cell; level: mean share '
                                     'error per level, favouring upper levels most)')
+    populationsim.add_argument('--lower-bounds', action='store_true',
+                               help="bound each lowest zone's error on its own controls with "
+                                    'this library (zone_bounds.csv; in this process only)')
     populationsim.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
     populationsim.add_argument('--without-seeds', action='store_true',
                                help='ignore the seed sample: synthesise the candidate '

@@ -320,6 +320,60 @@ def test_synthesize_population__meets_numeric_zone_totals(project):
     assert set(report['cell']) == {'mean(HINC)'}
 
 
+def test_synthesize_population__lower_bounds_prove_an_infeasible_zone(project):
+    """A TAZ asking for more persons than its households can hold gets a positive bound."""
+    # Setup: persons per TAZ of the known population, but 100 in TAZ 1 (9 households of at
+    # most 5 persons: at least 55 short whatever is chosen).
+    households, _ = seed_tables()
+    size = households.set_index('SERIALNO')['NP']
+    persons_by_taz = {str(taz): int(sum(count * size[serial] for serial, count in counts.items()))
+                      for taz, counts in TRUTH.items()}
+    persons_by_taz['1'] = 100
+    spec = _with_zone_totals(project, {'persons': [
+        {'name': 'persons', 'level': 'TAZ', 'function': 'count', 'zones': persons_by_taz}]})
+
+    # Run
+    result = synthesize_population(spec, project.metadata, project.households,
+                                   project.persons, weight_column='WGTP', borrow=False,
+                                   lower_bounds=True)
+
+    # Assert
+    bounds = result.bounds.set_index('zone')
+    assert list(bounds.index) == ['1', '2', '3', '4']
+    assert bounds.loc['1', 'lower_bound'] > 0
+    assert (bounds.loc[['2', '3', '4'], 'lower_bound'] == 0).all()
+    assert (bounds['lower_bound'] <= bounds['objective'] + 1e-9).all()
+    report = result.report[(result.report['statistic'] == 'persons')
+                           & (result.report['level'] == 'TAZ')].set_index('zone')
+    assert report.loc['1', 'result'] <= 45
+    assert 'bounds' in result.seconds
+
+
+def test_cli_populationsim__lower_bounds_file(tmp_path, capsys):
+    """--lower-bounds writes zone_bounds.csv (all zero on a feasible example) and says so."""
+    configs, data = write_example(tmp_path)
+
+    code = main(['populationsim', '-c', str(configs), '-d', str(data),
+                 '-o', str(tmp_path / 'out'), '--lower-bounds', '-q'])
+
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    bounds = pd.read_csv(tmp_path / 'out' / 'zone_bounds.csv')
+    assert len(bounds) == len(TRUTH) and (bounds['lower_bound'] == 0).all()
+    assert '0 of 4 lowest zones cannot meet their own controls' in out.out
+
+
+def test_cli_populationsim__lower_bounds_with_shards_is_an_error(tmp_path, capsys):
+    """The bounds are computed in this process: combined with --workers, a clear exit 2."""
+    configs, data = write_example(tmp_path)
+
+    code = main(['populationsim', '-c', str(configs), '-d', str(data),
+                 '-o', str(tmp_path / 'out'), '--lower-bounds', '--workers', '1', '-q'])
+
+    assert code == 2
+    assert '--lower-bounds runs in this process only' in capsys.readouterr().err
+
+
 def test_validate__numeric_zone_totals_problems(project):
     """A mean of persons, unknown zones and a missing geography are named with their paths."""
     # Setup
