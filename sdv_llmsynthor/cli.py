@@ -495,10 +495,10 @@ def build_parser():
                                     'highest whose zones fit 200,000 households)')
     populationsim.add_argument('--parquet', action='store_true',
                                help='write Parquet parts only (no CSV files)')
-    populationsim.add_argument('--borrow-price', type=float, default=0.25,
+    populationsim.add_argument('--borrow-price', type=float, default=1.0,
                                help='price of a household from another seed zone, in counts '
-                                    'of the cheapest cell (default 0.25; 0: seed zones only, '
-                                    "as PopulationSim)")
+                                    "of the lowest level's cheapest cell (default 1; 0: seed "
+                                    'zones only, as PopulationSim)')
     # The choices are geo.engine.ERROR_SCALES, spelt out so that --help needs no numpy.
     populationsim.add_argument('--error-scale', choices=('rmse', 'relative', 'level', 'absolute'),
                                default='rmse',

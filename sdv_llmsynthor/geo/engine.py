@@ -652,8 +652,9 @@ def synthesize_population(
         borrow (bool or float):
             Let a zone use households of other seed zones when its own seeds cannot fit its
             controls (the zero-cell problem), at a price per borrowed household in counts of
-            the cheapest cell: ``True`` is 0.25, a number sets it (higher: fewer borrowed
-            households, looser fit). ``False`` or 0: seed zones only, as PopulationSim does.
+            the cheapest cell of the lowest level's controls (of any level when the lowest has
+            none): ``True`` is 1, a number sets it (higher: fewer borrowed households, looser
+            fit). ``False`` or 0: seed zones only, as PopulationSim does.
         sweeps (int):
             Rounds of zone-by-zone re-solving against the upper-level residuals (block
             coordinate descent; each round can only lower the objective).
@@ -816,13 +817,16 @@ def prepare_problem(spec, metadata, households=None, persons=None, weight_column
     digest.update(pd.util.hash_pandas_object(library.households, index=False).to_numpy()
                   .tobytes())
     penalty = 0.0
-    price = 0.25 if borrow is True else float(borrow or 0.0)
+    price = 1.0 if borrow is True else float(borrow or 0.0)
     if price < 0:
         raise ValueError(f'borrow must be True, False or a price >= 0, not {borrow!r}.')
     if price > 0 and library.seed_zone is not None:
-        # A household from another seed zone costs `price` counts of the cheapest cell:
-        # borrowed only where the zone's own seeds cannot fit the controls as well.
-        every = np.concatenate([c.weights for c in controls] or [np.ones(1)])
+        # A household from another seed zone costs `price` counts of the lowest level's
+        # cheapest cell: borrowed only where the zone's own seeds cannot fit its controls as
+        # well. (The cheapest cell of any level, a county count, made borrowing nearly free:
+        # 88% of PSRC's households were borrowed, against 39% now.)
+        lowest = [c.weights for c in controls if c.level == tree.lowest]
+        every = np.concatenate(lowest or [c.weights for c in controls] or [np.ones(1)])
         positive = every[every > 0]
         penalty = price * float(positive.min()) if positive.size else 0.0
     digest.update(json.dumps([seed, max_swaps_per_household, error_scale, penalty,

@@ -38,7 +38,8 @@ def test_markdown__medians_and_the_ipf_verdict_per_scale():
     """One row per run, then per scale how many runs meet every control and the medians."""
     runs = []
     for seed, (age, composition) in enumerate([(2.0, 0.085), (2.5, 0.095), (2.1, 0.086)]):
-        run = {'scale': 'rmse', 'seed': seed, 'seconds': 60.0, 'persons': 48400,
+        run = {'scale': 'rmse', 'borrow_price': 1.0, 'seed': seed, 'seconds': 60.0,
+               'persons': 48400, 'borrowed_households': 7000 + seed,
                'controls': {'age_18_64': age, 'full_time': 0.0},
                'held_out': _held_out(composition)}
         run.update(_compare(run, POPSIM))
@@ -47,4 +48,4 @@ def test_markdown__medians_and_the_ipf_verdict_per_scale():
     text = _markdown(runs, IPF, POPSIM, 'python -m evaluation.populations_error_scales')
 
     assert 'age_18_64 2.50 (PopulationSim 2.27)' in text
-    assert '| rmse | 2 of 3 | 0 | 0.0860 | 0.0860 | 0.0860 | yes |' in text
+    assert '| rmse | 1 | 2 of 3 | 0 | 7,001 | 0.0860 | 0.0860 | 0.0860 | yes |' in text

@@ -256,6 +256,23 @@ def test_prepare_problem__error_scales_divide_by_a_power_of_the_level_zones(proj
                                    control.weights / zones)
 
 
+def test_prepare_problem__borrowing_is_priced_in_lowest_level_counts(project):
+    """borrow=2 prices a borrowed household at two counts of the cheapest lowest-level cell."""
+    from sdv_llmsynthor.geo.engine import prepare_problem
+
+    problem = prepare_problem(project.spec, project.metadata, project.households,
+                              project.persons, weight_column='WGTP', borrow=2.0)
+    default = prepare_problem(project.spec, project.metadata, project.households,
+                              project.persons, weight_column='WGTP')
+
+    lowest = np.concatenate([control.weights for control in problem.controls
+                             if control.level == problem.tree.lowest])
+    every = np.concatenate([control.weights for control in problem.controls])
+    assert lowest[lowest > 0].min() > every[every > 0].min()  # the unit is not any level's
+    assert problem.borrow_penalty == pytest.approx(2.0 * lowest[lowest > 0].min())
+    assert default.borrow_penalty == pytest.approx(problem.borrow_penalty / 2)
+
+
 def test_cli_populationsim__error_scale_choices_are_the_engines():
     """The CLI spells out the engine's choices (for a fast --help): they must stay alike."""
     from sdv_llmsynthor.cli import build_parser
